@@ -1,0 +1,51 @@
+"""What happens on the caller's side, as the engine sees it: no platform types here."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Speech:
+    text: str
+    confidence: float
+
+
+@dataclass(frozen=True)
+class Digits:
+    digits: str
+
+
+@dataclass(frozen=True)
+class Silence:
+    """The listening window closed with nothing said and no key pressed."""
+
+
+@dataclass(frozen=True)
+class HoldEnded:
+    result: str  # served | limit | hangup | error
+    waited: float = 0.0
+
+
+@dataclass(frozen=True)
+class TransferEnded:
+    status: str  # completed | answered | no-answer | busy | failed | canceled
+    accepted: bool = False
+
+
+@dataclass(frozen=True)
+class Recorded:
+    url: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class PauseOver:
+    """The pause after a goodbye ran out and the caller is still on the line."""
+
+
+@dataclass(frozen=True)
+class CallerHungUp:
+    pass
+
+
+Event = Speech | Digits | Silence | HoldEnded | TransferEnded | Recorded | PauseOver | CallerHungUp

@@ -1,0 +1,28 @@
+"""A call's state between two webhooks: small, plain and JSON-serialisable."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class CallState:
+    flow: str  # flow name
+    flow_version: str  # content hash pinned at call start
+    caller: str = ""
+    called: str = ""
+    step: str = ""
+    phase: str | None = None  # the step machine's state
+    listen_phase: str | None = None  # the listening ladder's state
+    misses: dict = field(default_factory=dict)  # ladder -> misses in this step
+    variables: dict = field(default_factory=dict)
+    last_said: list = field(default_factory=list)  # what the caller heard before the last listen (E7)
+    turn: int = 0  # events handled; action URLs carry it so a duplicate is recognised
+    ended: bool = False
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "CallState":
+        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        return cls(**known)
