@@ -13,12 +13,15 @@ import yaml
 from ivr.engine import actions as act
 from ivr.engine import events as ev
 from ivr.engine.actions import Turn
+from ivr.engine.speech import speech_seconds
 from ivr.engine.machines import EndingMachine, HoldMachine, ListenLadder, TransferMachine
 from ivr.engine.state import CallState
 from ivr.flow.load import LoadedFlow
 from ivr.flow.model import Etiquette, Step
 
-MAX_STEPS_PER_TURN = 50  # a say->say loop with no listening would otherwise spin forever
+CHECK_IN_MIN_REMAINING = 8  # seconds: closer to the limit, the at-limit words come instead
+MAX_STEPS_PER_TURN = 50
+HOLD_GRACE = 5  # seconds over the promise before a hold counts as a breach (speech and network lag)  # a say->say loop with no listening would otherwise spin forever
 LISTENING_PHASES = {"menu": {None}, "hold": {"asking", "at_limit", "declined"},
                     "transfer": {"asking", "unanswered"}}
 
@@ -76,12 +79,16 @@ class Engine:
         hold, defaults = step.hold, self.etiquette(step).hold
         limit = hold.limit or 60
         every = hold.check_in_every or defaults.check_in_every
-        if queue_time >= limit - 0.5:
+        remaining = limit - queue_time
+        if remaining < 1:
             return [act.LeaveHold()]
-        out = []
-        if queue_time >= 1:
-            out.append(act.Say(self.render(hold.check_in or defaults.check_in, state)))
-        out.append(act.Play(hold.music or defaults.music, min(every, limit - queue_time)))
+        out, talk = [], 0.0
+        if queue_time >= 1 and remaining > CHECK_IN_MIN_REMAINING:
+            check_in = self.render(hold.check_in or defaults.check_in, state)
+            out.append(act.Say(check_in))
+            talk = speech_seconds(check_in)
+        # music fills the time to the next check-in, so the caller hears a voice at least every interval
+        out.append(act.Play(hold.music or defaults.music, max(1.0, min(every, remaining) - talk)))
         return out
 
     def hold_returning(self, state: CallState) -> str:
@@ -396,6 +403,7 @@ class _Run:
 
     def start_hold(self) -> None:
         hold = self.step.hold
+        self.turn.say(self.text(self.etiquette.hold.start))
         self.turn.note("hold_started", step=self.state.step, promised=hold.limit)
         self.turn.actions.append(act.Hold(hold.queue, hold.limit))
 
@@ -409,7 +417,7 @@ class _Run:
         self._expect(event, ev.HoldEnded)
         hold = self.step.hold
         self.turn.note("hold_ended", step=self.state.step, promised=hold.limit, waited=event.waited,
-                       result=event.result, breach=event.waited > hold.limit + 1)
+                       result=event.result, breach=event.waited > hold.limit + HOLD_GRACE)
         if event.result == "served":
             HoldMachine(self).served()
             return self.enter(self.step.next)

@@ -85,6 +85,7 @@ class Goodbye(Strict):
 
 
 class HoldDefaults(Strict):
+    start: Text = "Thank you. One moment, please."
     check_in_every: Duration = 30
     check_in: Text = "Thank you for your patience; we are working on it."
     returning: Text = "Thank you for waiting."
@@ -234,6 +235,8 @@ class Flow(Strict):
     language: Literal["cmn-CN", "en-US"]
     voice: str | None = Field(None, description="Twilio voice, e.g. Polly.Zhiyu-Neural")
     speech_language: str | None = Field(None, description="speech recognition language, e.g. cmn-Hans-CN")
+    numbers: list[Annotated[str, Field(pattern=r"^\+?[0-9]{3,15}$")]] = Field(
+        default_factory=list, description="called numbers this flow answers (ivr serve --flows-dir)")
     variables: dict[str, str] = Field(default_factory=dict)
     jargon: list[Text] = Field(default_factory=list, description="words callers should not hear (E13)")
     start: StepName

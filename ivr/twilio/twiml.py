@@ -1,0 +1,110 @@
+"""Engine actions -> TwiML, with the twilio library's VoiceResponse (no hand-built XML).
+
+Action URLs are relative: Twilio resolves them against the URL it just
+requested, so any host behind the load balancer can serve the next webhook.
+Each carries the call's turn (`t`), which is how a duplicate delivery is told
+from a new event.
+"""
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from twilio.twiml.voice_response import Dial, Enqueue, Gather, Say, VoiceResponse
+
+from ivr.engine import actions as act
+from ivr.flow.model import Flow
+
+SPEECH_LANGUAGE = {"cmn-CN": "cmn-Hans-CN", "en-US": "en-US"}
+
+
+def url(path: str, **params) -> str:
+    return f"{path}?{urlencode(params)}" if params else path
+
+
+class Renderer:
+    def __init__(self, flow: Flow, base_url: str = ""):
+        self.flow = flow
+        self.base = base_url.rstrip("/")
+        self.say_attrs = {"language": flow.language}
+        if flow.voice:
+            self.say_attrs["voice"] = flow.voice
+        self.speech_language = flow.speech_language or SPEECH_LANGUAGE.get(flow.language, flow.language)
+        louder = flow.etiquette.repeat_louder
+        self.prosody = {"rate": louder.rate, "volume": louder.volume}
+
+    def link(self, path: str, **params) -> str:
+        return self.base + url(path, **params)
+
+    def event_url(self, kind: str, turn: int) -> str:
+        return self.link("/twilio/event", k=kind, t=turn)
+
+    def say_plain(self, text: str) -> Say:
+        return Say(text, **self.say_attrs)
+
+    def say(self, action: act.Say) -> Say:
+        say = Say(**self.say_attrs) if action.louder else Say(action.text, **self.say_attrs)
+        if action.louder:  # E7: louder and a little slower, with SSML prosody
+            say.prosody(action.text, **self.prosody)
+        return say
+
+    def render(self, actions: list, call_sid: str, turn: int) -> str:
+        response = VoiceResponse()
+        pending: list[Say] = []  # Says nest inside the Gather that follows, so the caller may barge in
+
+        def flush():
+            for say in pending:
+                response.append(say)
+            pending.clear()
+
+        for action in actions:
+            if isinstance(action, act.Say):
+                pending.append(self.say(action))
+                continue
+            if isinstance(action, act.Listen):
+                options = {"num_digits": action.num_digits, "hints": ",".join(action.hints) or None}
+                gather = Gather(input="dtmf speech", action=self.event_url("gather", turn), method="POST",
+                                timeout=max(1, round(action.timeout)), speech_timeout="auto",
+                                action_on_empty_result=True, language=self.speech_language,
+                                **{k: v for k, v in options.items() if v})
+                for say in pending:
+                    gather.append(say)
+                pending.clear()
+                response.append(gather)
+                continue
+            flush()
+            if isinstance(action, act.Pause):
+                response.pause(length=max(1, round(action.seconds)))
+                response.redirect(self.event_url("pause", turn), method="POST")
+            elif isinstance(action, act.Hold):
+                enqueue = Enqueue(action.queue, action=self.event_url("queue", turn), method="POST",
+                                  wait_url=self.link("/twilio/hold/wait", t=turn), wait_url_method="POST")
+                response.append(enqueue)
+            elif isinstance(action, act.Play):
+                response.play(action.url or self.link("/twilio/music", seconds=round(action.seconds)))
+            elif isinstance(action, act.LeaveHold):
+                response.leave()
+            elif isinstance(action, act.Transfer):
+                dial = Dial(action=self.event_url("dial", turn), method="POST", timeout=round(action.ring_limit),
+                            answer_on_bridge=True)
+                dial.number(action.to, url=self.link("/twilio/whisper", parent=call_sid, t=turn), method="POST")
+                response.append(dial)
+            elif isinstance(action, act.Record):
+                response.record(action=self.event_url("record", turn), method="POST",
+                                max_length=round(action.max_length), finish_on_key=action.finish_keys,
+                                play_beep=True, timeout=5)
+            elif isinstance(action, act.Hangup):
+                response.hangup()
+        flush()
+        return str(response)
+
+    def speak(self, *texts: str, then_hangup: bool = False, dial: str | None = None) -> str:
+        """A small response of plain speech (apologies, whisper, hold return)."""
+        response = VoiceResponse()
+        for text in texts:
+            if text:
+                response.append(self.say_plain(text))
+        if dial:
+            response.dial(dial)
+        if then_hangup:
+            response.hangup()
+        return str(response)
