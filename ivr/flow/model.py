@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
 _DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)\s*m(?:in)?)?\s*(?:(\d+(?:\.\d+)?)\s*s(?:ec)?)?\s*$")
 
@@ -30,10 +30,16 @@ def parse_duration(value) -> float:
     return seconds
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration),
-                     Field(json_schema_extra={"examples": ["5s", "30s", "1m"]})]
-Keys = Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, int) else v),
-                 Field(pattern=r"^[0-9*#]{1,4}$")]
+# What editors see: a duration is a number of seconds or text like "1m30s"; keys may be written bare (1) or quoted ("*").
+Duration = Annotated[float, BeforeValidator(parse_duration), WithJsonSchema({
+    "anyOf": [{"type": "number", "minimum": 0},
+              {"type": "string", "pattern": r"^\s*(\d+(\.\d+)?\s*m(in)?)?\s*(\d+(\.\d+)?\s*s(ec)?)?\s*$"}],
+    "examples": ["5s", "30s", "1m"]})]
+KEYS_PATTERN = r"^[0-9*#]{1,4}$"
+Keys = Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, int) and not isinstance(v, bool) else v),
+                 Field(pattern=KEYS_PATTERN),
+                 WithJsonSchema({"anyOf": [{"type": "integer", "minimum": 0, "maximum": 9999},
+                                           {"type": "string", "pattern": KEYS_PATTERN}]})]
 StepName = Annotated[str, Field(min_length=1)]
 Text = Annotated[str, Field(min_length=1)]
 
