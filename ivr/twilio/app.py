@@ -37,6 +37,7 @@ CALL_SID = re.compile(r"^[A-Za-z0-9]{2,64}$")
 FINAL_STATUSES = {"completed", "canceled", "failed", "busy", "no-answer"}
 MAX_DIGITS = 32  # more than any menu needs; longer input is treated as a wrong key
 QUEUE_RESULTS = {"bridged": "served", "leave": "limit"}
+UNSIGNED_PATHS = {"/healthz", "/twilio/music"}  # static and harmless: load balancers and media caches fetch them
 
 bp = Blueprint("twilio", __name__)
 
@@ -85,12 +86,20 @@ def twiml(xml: str, status: int = 200) -> Response:
     return Response(xml, status=status, mimetype="text/xml")
 
 
+def only(verb: str = "") -> str:
+    """A response with at most one bare verb (<Hangup/>, <Leave/>), or empty."""
+    response = VoiceResponse()
+    if verb:
+        getattr(response, verb)()
+    return str(response)
+
+
 # --- guards ------------------------------------------------------------------
 
 @bp.before_request
 def check_signature():
     service = svc()
-    if service.validator is None or request.path == "/healthz":
+    if service.validator is None or request.path in UNSIGNED_PATHS:
         return None
     signature = request.headers.get("X-Twilio-Signature", "")
     params = request.form.to_dict() if request.method == "POST" else {}
@@ -260,7 +269,7 @@ def hold_wait(sid: str) -> str:
     state = CallState.from_dict(row) if row else None
     engine = service.registry.for_version(state.flow_version) if state else None
     if engine is None or state.phase != "holding":
-        return str(VoiceResponse().leave())  # the Enqueue action then apologises
+        return only("leave")  # the Enqueue action then apologises
     actions = engine.hold_wait(state, _number(request.form.get("QueueTime")))
     if any(type(a).__name__ == "Say" for a in actions):
         service.store.append_log(sid, {"kind": "note", "fact": "check_in", "turn": state.turn,
@@ -275,7 +284,7 @@ def hold_return(sid: str) -> str:
     service = svc()
     row = service.store.get_call(sid)
     if row is None:
-        return str(VoiceResponse())
+        return only()
     state = CallState.from_dict(row)
     engine = service.registry.for_version(state.flow_version) or service.registry.default
     service.store.append_log(sid, {"kind": "note", "fact": "hold_returned", "turn": state.turn})
@@ -292,7 +301,7 @@ def whisper(sid: str) -> str:
     parent = request.args.get("parent", "")
     row = service.store.get_call(parent) if CALL_SID.match(parent) else None
     if row is None:
-        return str(VoiceResponse().hangup())
+        return only("hangup")
     state = CallState.from_dict(row)
     engine = service.registry.for_version(state.flow_version)
     renderer = service.renderer(engine)
@@ -313,8 +322,8 @@ def whisper_answer(sid: str) -> str:
     if request.form.get("Digits") == "1" and CALL_SID.match(parent):
         service.store.append_log(parent, {"kind": "note", "fact": "agent_accepted", "agent_call": sid,
                                           "turn": _int(request.args.get("t"))})
-        return str(VoiceResponse())  # an empty answer bridges the two calls
-    return str(VoiceResponse().hangup())
+        return only()  # an empty answer bridges the two calls
+    return only("hangup")
 
 
 def _int(value) -> int | None:
@@ -332,7 +341,7 @@ def status(sid: str) -> str:
     """The call ended. If we had not hung up, the caller did (before our goodbye, or during its pause)."""
     service = svc()
     if request.form.get("CallStatus") not in FINAL_STATUSES:
-        return str(VoiceResponse())
+        return only()
     for _ in range(3):  # a webhook of the same call may be saving at this moment: try again
         row = service.store.get_call(sid)
         if row is None or row.get("ended"):
@@ -343,12 +352,12 @@ def status(sid: str) -> str:
         if engine is None:
             break
         turn = engine.handle(state, ev.CallerHungUp())
-        if service.store.advance(sid, expected, state.to_dict(), str(VoiceResponse())):
+        if service.store.advance(sid, expected, state.to_dict(), only()):
             log_notes(sid, turn.notes, state.turn)
             break
     service.store.append_log(sid, {"kind": "note", "fact": "call_ended", "status": request.form.get("CallStatus"),
                                    "duration": _number(request.form.get("CallDuration"))})
-    return str(VoiceResponse())
+    return only()
 
 
 @bp.get("/twilio/music")

@@ -1,0 +1,330 @@
+"""The Flask app as Twilio sees it: signed form posts in, TwiML out (issue: serve the flows)."""
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from twilio.request_validator import RequestValidator
+
+from ivr.store import open_store
+from ivr.twilio import create_app
+
+FLOWS = Path(__file__).resolve().parent.parent / "call_flows"
+TOKEN = "test-auth-token-0123456789abcdef"
+BASE = "http://localhost"
+
+
+class Twilio:
+    """Posts Twilio-shaped, HMAC-signed requests to the app's test client."""
+
+    def __init__(self, app, token=TOKEN, base=BASE):
+        self.client, self.signer, self.base = app.test_client(), RequestValidator(token), base
+        self.n = 0
+
+    def post(self, path, params, sign=True, signature=None, headers=None):
+        url = self.base + path
+        headers = dict(headers or {})
+        if sign:
+            headers["X-Twilio-Signature"] = signature or self.signer.compute_signature(url, params)
+        return self.client.post(path, data=params, headers=headers, base_url=self.base)
+
+    def call(self, caller="+8613700000000", flow=""):
+        self.n += 1
+        sid = f"CA{self.n:032x}"
+        return TwilioCall(self, sid, caller, flow)
+
+
+class TwilioCall:
+    def __init__(self, twilio, sid, caller, flow):
+        self.twilio, self.sid = twilio, sid
+        self.common = {"CallSid": sid, "AccountSid": "AC" + "0" * 32, "From": caller, "To": "+861095500",
+                       "CallStatus": "in-progress", "Direction": "inbound", "ApiVersion": "2010-04-01"}
+        self.xml = self.expect_ok(twilio.post("/twilio/voice" + (f"/{flow}" if flow else ""), self.common))
+
+    @staticmethod
+    def expect_ok(response):
+        assert response.status_code == 200, response.data
+        assert response.mimetype == "text/xml"
+        return ET.fromstring(response.data)
+
+    def follow(self, element, **params):
+        """Post to the action URL of `element` (Gather, Dial, Enqueue, Record, Redirect)."""
+        url = element.get("action") or element.text
+        self.xml = self.expect_ok(self.twilio.post(url, {**self.common, **params}))
+        return self.xml
+
+    def gather(self, **params):
+        return self.follow(self.xml.find("Gather"), **params)
+
+    def said(self, xml=None):
+        return [s.text or "".join(s.itertext()) for s in (xml if xml is not None else self.xml).iter("Say")]
+
+
+@pytest.fixture
+def store_url(tmp_path):
+    return f"sqlite:///{tmp_path}/calls.db"
+
+
+@pytest.fixture
+def app(store_url):
+    return create_app([str(FLOWS / "bank_hotline.yaml")], store=store_url, auth_token=TOKEN)
+
+
+@pytest.fixture
+def twilio(app):
+    return Twilio(app)
+
+
+def test_greeting_is_a_gather_listening_for_keys_and_speech(twilio):
+    call = twilio.call()
+    gather = call.xml.find("Gather")
+    assert gather.get("input") == "dtmf speech" and gather.get("actionOnEmptyResult") == "true"
+    assert gather.get("timeout") == "5" and gather.get("language") == "cmn-Hans-CN"
+    assert gather.get("numDigits") == "1" and "挂失" in gather.get("hints")
+    says = gather.findall("Say")
+    assert says[0].text.startswith("您好,欢迎致电华夏示范银行客户服务热线")
+    assert says[0].get("language") == "cmn-CN" and says[0].get("voice") == "Polly.Zhiyu-Neural"
+
+
+def test_silent_line_to_hang_up(twilio):
+    call = twilio.call()
+    assert call.said(call.gather()) == ["您好,请问有什么可以帮助您?"]
+    assert call.said(call.gather())[0].startswith("对不起,您的电话没有声音")
+    assert call.xml.find("Gather").get("timeout") == "5"
+    final = call.gather()
+    assert [child.tag for child in final] == ["Hangup"]
+
+
+def test_unclear_line_by_confidence(twilio):
+    call = twilio.call()
+    assert call.said(call.gather(SpeechResult="挂失", Confidence="0.31"))[0].startswith("很对不起,我没听清")
+    assert call.said(call.gather(SpeechResult="挂失", Confidence="0.92"))[0].startswith("为了尽快为您办理挂失")
+
+
+def test_hold_with_check_ins_and_limit(twilio):
+    call = twilio.call()
+    call.gather(Digits="1")
+    xml = call.gather(SpeechResult="好的", Confidence="0.9")
+    enqueue = xml.find("Enqueue")
+    assert enqueue.text == "accounts" and call.said(xml) == ["好的,请您稍等。"]
+    wait = enqueue.get("waitUrl")
+    first = call.expect_ok(twilio.post(wait, {**call.common, "QueueTime": "0", "QueuePosition": "1"}))
+    assert [c.tag for c in first] == ["Play"] and "seconds=30" in first.find("Play").text
+    later = call.expect_ok(twilio.post(wait, {**call.common, "QueueTime": "30"}))
+    assert call.said(later) == ["感谢您的耐心等待,我们正在为您处理。"] and later.find("Play") is not None
+    at_limit = call.expect_ok(twilio.post(wait, {**call.common, "QueueTime": "60"}))
+    assert [c.tag for c in at_limit] == ["Leave"]
+    music = twilio.client.get(first.find("Play").text)
+    assert music.mimetype == "audio/wav" and len(music.data) > 8000 * 2 * 29
+    back = call.follow(enqueue, QueueResult="leave", QueueTime="61")
+    assert call.said(back)[0].startswith("让您久等了")
+
+
+def test_taken_off_hold_hears_thanks_for_waiting(twilio):
+    call = twilio.call()
+    call.gather(Digits="1")
+    enqueue = call.gather(Digits="1").find("Enqueue")
+    back = call.expect_ok(twilio.post("/twilio/hold/return", {**call.common, "QueueTime": "20"}))
+    assert call.said(back) == ["让您久等了,感谢您的耐心等待。"]
+    after = call.follow(enqueue, QueueResult="bridged", QueueTime="20")
+    assert "还有其他可以帮助您的吗" in call.said(after)[0]
+
+
+def start_transfer(twilio):
+    call = twilio.call(caller="+8613800138000")
+    call.gather(Digits="0")
+    xml = call.gather(Digits="1")
+    dial = xml.find("Dial")
+    assert dial.get("timeout") == "30" and dial.get("answerOnBridge") == "true"
+    number = dial.find("Number")
+    assert number.text == "+861095500001"
+    return call, dial, number
+
+
+def test_warm_transfer_accepted(twilio):
+    call, dial, number = start_transfer(twilio)
+    agent = {**call.common, "CallSid": "CA" + "f" * 32, "ParentCallSid": call.sid, "Direction": "outbound-dial"}
+    whisper = call.expect_ok(twilio.post(number.get("url"), agent))
+    gather = whisper.find("Gather")
+    assert gather.get("numDigits") == "1"
+    assert "张先生" in "".join(call.said(whisper)) and "接听请按1" in "".join(call.said(whisper))
+    assert whisper[-1].tag == "Hangup", "no key: the agent leg ends and the caller is not connected"
+    accepted = call.expect_ok(twilio.post(gather.get("action"), {**agent, "Digits": "1"}))
+    assert len(accepted) == 0, "an empty answer bridges the calls"
+    after = call.follow(dial, DialCallStatus="completed", DialCallDuration="95")
+    assert "还有其他可以帮助您的吗" in call.said(after)[0]
+
+
+@pytest.mark.parametrize("status", ["no-answer", "busy", "failed", "completed"])
+def test_warm_transfer_not_taken_gets_apology_and_choice(twilio, status):
+    call, dial, _ = start_transfer(twilio)
+    after = call.follow(dial, DialCallStatus=status)
+    assert call.said(after)[0].startswith("非常抱歉,现在暂时没有同事能接听您的电话")
+    assert after.find("Gather") is not None
+
+
+def test_agent_who_does_not_press_1_is_hung_up(twilio):
+    call, dial, number = start_transfer(twilio)
+    agent = {**call.common, "CallSid": "CA" + "e" * 32, "ParentCallSid": call.sid}
+    gather = call.expect_ok(twilio.post(number.get("url"), agent)).find("Gather")
+    refused = call.expect_ok(twilio.post(gather.get("action"), {**agent, "Digits": "2"}))
+    assert [c.tag for c in refused] == ["Hangup"]
+
+
+def test_complaint_is_recorded_and_kept_with_the_call(twilio, store_url):
+    call = twilio.call()
+    xml = call.gather(Digits="3")
+    record = xml.find("Record")
+    assert record.get("maxLength") == "120" and record.get("finishOnKey") == "#"
+    assert call.said(xml)[0] == "我非常理解您现在的心情,"
+    after = call.follow(record, RecordingUrl="https://api.twilio.com/rec/RE123", RecordingDuration="40", Digits="#")
+    assert call.said(after)[0].startswith("谢谢您的宝贵意见")
+    notes = [e for e in open_store(store_url).call_log(call.sid) if e.get("fact") == "recorded"]
+    assert notes and notes[0]["url"] == "https://api.twilio.com/rec/RE123"
+
+
+def test_goodbye_pauses_and_the_caller_hangs_up_first(twilio, store_url):
+    call = twilio.call()
+    call.gather(Digits="3")
+    call.follow(call.xml.find("Record"), RecordingUrl="https://x/RE1", RecordingDuration="5")
+    bye = call.gather(Digits="2")
+    assert [c.tag for c in bye] == ["Say", "Pause", "Redirect"] and bye.find("Pause").get("length") == "3"
+    status = twilio.post("/twilio/status", {**call.common, "CallStatus": "completed", "CallDuration": "80"})
+    assert status.status_code == 200
+    hung = [e for e in open_store(store_url).call_log(call.sid) if e.get("fact") == "hung_up"]
+    assert hung == [{**hung[0], "by": "caller", "after_goodbye": True}]
+
+
+def test_goodbye_then_we_hang_up_when_the_caller_stays(twilio):
+    call = twilio.call()
+    call.gather(Digits="3")
+    call.follow(call.xml.find("Record"), RecordingUrl="https://x/RE1", RecordingDuration="5")
+    bye = call.gather(Digits="2")
+    assert [c.tag for c in call.follow(bye.find("Redirect"))] == ["Hangup"]
+
+
+# --- duplicates ----------------------------------------------------------------------
+
+def test_duplicate_delivery_gets_the_same_twiml_and_does_not_advance(twilio, store_url):
+    call = twilio.call()
+    action = call.xml.find("Gather").get("action")
+    params = {**call.common, "Digits": "0"}
+    headers = {"I-Twilio-Idempotency-Token": "tok-1"}
+    first = twilio.post(action, params, headers=headers)
+    second = twilio.post(action, params, headers=headers)
+    assert first.data == second.data
+    assert open_store(store_url).get_call(call.sid)["turn"] == 1
+    again = twilio.post("/twilio/voice", call.common)
+    assert again.data.startswith(b"<?xml") and "欢迎致电" in again.data.decode()
+
+
+# --- signatures ----------------------------------------------------------------------
+
+def test_unsigned_and_forged_requests_are_refused(twilio, app):
+    params = {"CallSid": "CA" + "1" * 32, "From": "+1", "To": "+2"}
+    assert twilio.post("/twilio/voice", params, sign=False).status_code == 403
+    assert twilio.post("/twilio/voice", params, signature="bm90IGEgc2lnbmF0dXJl").status_code == 403
+    forged = Twilio(app, token="someone-elses-token")
+    assert forged.post("/twilio/voice", params).status_code == 403
+    tampered = RequestValidator(TOKEN).compute_signature(BASE + "/twilio/voice", params)
+    assert twilio.post("/twilio/voice", {**params, "From": "+3"}, signature=tampered).status_code == 403
+
+
+def test_public_url_is_what_gets_signed(store_url):
+    app = create_app([str(FLOWS / "bank_hotline.yaml")], store=store_url, auth_token=TOKEN,
+                     public_url="https://ivr.example.com/")
+    params = {"CallSid": "CA" + "2" * 32, "From": "+1", "To": "+2"}
+    behind_proxy = Twilio(app, base="https://ivr.example.com")
+    signature = RequestValidator(TOKEN).compute_signature("https://ivr.example.com/twilio/voice", params)
+    response = app.test_client().post("/twilio/voice", data=params, headers={"X-Twilio-Signature": signature})
+    assert response.status_code == 200
+    assert "https://ivr.example.com/twilio/event" in response.data.decode()
+    wrong = RequestValidator(TOKEN).compute_signature("http://localhost/twilio/voice", params)
+    assert app.test_client().post("/twilio/voice", data=params,
+                                  headers={"X-Twilio-Signature": wrong}).status_code == 403
+    assert behind_proxy
+
+
+# --- hostile input and failures ----------------------------------------------------------
+
+def test_xml_in_speech_cannot_inject_twiml(twilio):
+    call = twilio.call()
+    response = twilio.post(call.xml.find("Gather").get("action"),
+                           {**call.common, "SpeechResult": "</Say><Dial>+19995550000</Dial><Say>", "Confidence": "0.9"})
+    xml = call.expect_ok(response)
+    assert xml.find(".//Dial") is None and b"19995550000" not in response.data
+
+
+def test_huge_digits_and_bad_confidence_are_just_not_understood(twilio):
+    call = twilio.call()
+    assert call.said(call.gather(Digits="1" * 100_000))[0].startswith("很对不起,我没听清")
+    assert call.said(call.gather(SpeechResult="挂失", Confidence="NaN-ish"))[0].startswith("对不起!请您大声一点")
+
+
+def test_missing_call_sid_is_a_400_not_a_crash(twilio):
+    response = twilio.post("/twilio/voice", {"From": "+1"})
+    assert response.status_code == 400 and b"CallSid" in response.data
+
+
+def test_unknown_call_hears_an_apology_and_the_fallback(twilio):
+    response = twilio.post("/twilio/event?k=gather&t=0", {"CallSid": "CA" + "9" * 32, "Digits": "1"})
+    xml = TwilioCall.expect_ok(response)
+    assert "非常抱歉" in xml.find("Say").text and xml.find("Dial").text == "+861095500000"
+
+
+def test_corrupt_store_row_hears_an_apology(twilio, tmp_path):
+    call = twilio.call()
+    with sqlite3.connect(tmp_path / "calls.db") as db:
+        db.execute("UPDATE calls SET state = '{not json' WHERE call_sid = ?", (call.sid,))
+    xml = call.gather(Digits="1")
+    assert "非常抱歉" in xml.find("Say").text and xml.find("Dial") is not None
+
+
+def test_every_request_and_answer_is_in_the_call_log(twilio, store_url):
+    call = twilio.call()
+    call.gather(Digits="9")
+    log = open_store(store_url).call_log(call.sid)
+    kinds = [e["kind"] for e in log if e["kind"] != "note"]
+    assert kinds == ["request", "response", "request", "response"]
+    assert log[0]["params"]["From"] == "+8613700000000" and "<Gather" in log[-1]["twiml"]
+
+
+# --- flow versions ------------------------------------------------------------------------
+
+def test_editing_a_flow_does_not_change_a_call_in_progress(tmp_path):
+    flows = tmp_path / "flows"
+    shutil.copytree(FLOWS, flows)
+    path = flows / "bank_hotline.yaml"
+    app = create_app([str(path)], store=f"sqlite:///{tmp_path}/calls.db", auth_token=TOKEN)
+    twilio = Twilio(app)
+    before = twilio.call()
+    path.write_text(path.read_text(encoding="utf-8").replace("挂失银行卡请按2", "银行卡挂失请按2"), encoding="utf-8")
+    import os
+    os.utime(path, (path.stat().st_mtime + 5,) * 2)
+    after = twilio.call()
+    assert "银行卡挂失请按2" in "".join(after.said())
+    assert "挂失银行卡请按2" in "".join(before.said(before.gather(Digits="9")))
+    # a second app (another worker, or after a restart) still runs the old call on its pinned text
+    other = Twilio(create_app([str(path)], store=f"sqlite:///{tmp_path}/calls.db", auth_token=TOKEN))
+    xml = TwilioCall.expect_ok(other.post(before.xml.find("Gather").get("action"), {**before.common, "Digits": "9"}))
+    assert "挂失银行卡请按2" in "".join(before.said(xml))
+
+
+def test_a_broken_edit_keeps_serving_the_last_good_version(tmp_path):
+    flows = tmp_path / "flows"
+    shutil.copytree(FLOWS, flows)
+    path = flows / "bank_hotline.yaml"
+    app = create_app([str(path)], store=f"sqlite:///{tmp_path}/calls.db", auth_token=TOKEN)
+    path.write_text(path.read_text(encoding="utf-8").replace("next: main_menu", "next: nowhere"), encoding="utf-8")
+    import os
+    os.utime(path, (path.stat().st_mtime + 5,) * 2)
+    assert "欢迎致电" in "".join(Twilio(app).call().said())
+
+
+def test_flows_dir_picks_the_flow_by_path(tmp_path):
+    app = create_app(flows_dir=str(FLOWS), store=f"sqlite:///{tmp_path}/calls.db", auth_token=TOKEN)
+    call = Twilio(app).call(flow="bank_hotline_en")
+    assert call.said()[0].startswith("Hello, thank you for calling")
