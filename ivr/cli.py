@@ -130,9 +130,12 @@ def main(argv: list[str] | None = None) -> int:
             module = importlib.import_module(module_name)
         except ImportError:
             continue
-        p = sub.add_parser(name, help=help_text)
-        getattr(module, f"add_{prefix}_arguments" if prefix else "add_arguments")(p)
-        p.set_defaults(func=getattr(module, f"run_{prefix}" if prefix else "run"))
+        add = getattr(module, f"add_{prefix}_arguments" if prefix else "add_arguments", None)
+        run = getattr(module, f"run_{prefix}" if prefix else "run", None)
+        if add and run:
+            p = sub.add_parser(name, help=help_text)
+            add(p)
+            p.set_defaults(func=run)
 
     args = parser.parse_args(argv)
     try:
