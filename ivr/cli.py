@@ -75,8 +75,7 @@ def cmd_schema(args) -> int:
 def cmd_serve(args) -> int:
     from ivr.twilio import create_app
 
-    flows = args.flow or ([] if args.flows_dir else [str(DEFAULT_FLOW)])
-    app = create_app(flows=flows, flows_dir=args.flows_dir, store=args.store, public_url=args.public_url)
+    app = create_app(flows=args.flow, flows_dir=args.flows_dir, store=args.store, public_url=args.public_url)
     names = app.extensions["ivr"].registry.names()
     base = f"http://{args.host}:{args.port}"
     print(f"Serving flows {', '.join(names)} on {base} (store {args.store}, {args.workers} worker(s))")

@@ -19,6 +19,7 @@ import math
 import os
 import re
 from functools import wraps
+from pathlib import Path
 
 from flask import Blueprint, Flask, Response, abort, current_app, g, request
 from twilio.request_validator import RequestValidator
@@ -63,9 +64,23 @@ class Service:
         return self.public_url + request.full_path.rstrip("?")
 
 
-def create_app(flows: list[str] | None = None, flows_dir: str | None = None, store: str | CallStore = "sqlite:///calls.db",
+DEFAULT_FLOW = Path(__file__).resolve().parent.parent.parent / "call_flows" / "bank_hotline.yaml"
+
+
+def create_app(flows: list[str] | None = None, flows_dir: str | None = None, store: str | CallStore | None = None,
                auth_token: str | None = None, public_url: str | None = None) -> Flask:
-    """The WSGI app. `flows` are flow files (the first answers unmatched numbers), or `flows_dir` a folder."""
+    """The WSGI app. `flows` are flow files (the first answers unmatched numbers), or `flows_dir` a folder.
+
+    Unset arguments come from the environment, for WSGI servers (`gunicorn 'ivr.twilio:create_app()'`):
+    IVR_FLOWS (files separated by ':'), IVR_FLOWS_DIR, IVR_STORE, IVR_PUBLIC_URL, TWILIO_AUTH_TOKEN;
+    the default is the bank hotline flow with the SQLite store calls.db.
+    """
+    env = os.environ
+    flows_dir = flows_dir or env.get("IVR_FLOWS_DIR")
+    if not flows and not flows_dir:
+        flows = env["IVR_FLOWS"].split(":") if env.get("IVR_FLOWS") else [str(DEFAULT_FLOW)]
+    store = store or env.get("IVR_STORE", "sqlite:///calls.db")
+    public_url = public_url or env.get("IVR_PUBLIC_URL")
     store = open_store(store) if isinstance(store, str) else store
     registry = FlowRegistry.from_dir(flows_dir, store) if flows_dir else FlowRegistry(flows or [], store)
     token = auth_token if auth_token is not None else os.environ.get("TWILIO_AUTH_TOKEN")
