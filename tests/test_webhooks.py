@@ -328,3 +328,25 @@ def test_flows_dir_picks_the_flow_by_path(tmp_path):
     app = create_app(flows_dir=str(FLOWS), store=f"sqlite:///{tmp_path}/calls.db", auth_token=TOKEN)
     call = Twilio(app).call(flow="bank_hotline_en")
     assert call.said()[0].startswith("Hello, thank you for calling")
+
+
+def test_two_workers_share_calls_through_redis(redis_url):
+    """Scale-out: any worker on any host takes the next webhook of a call (state in Redis)."""
+    import uuid
+
+    from ivr.store.redis import RedisStore
+
+    prefix = f"test:{uuid.uuid4().hex}:"
+    flows = [str(FLOWS / "bank_hotline.yaml")]
+    worker_a = Twilio(create_app(flows, store=RedisStore(redis_url, prefix=prefix), auth_token=TOKEN))
+    worker_b = Twilio(create_app(flows, store=RedisStore(redis_url, prefix=prefix), auth_token=TOKEN))
+    call = worker_a.call()
+    call.twilio = worker_b  # the load balancer sends the next webhooks elsewhere
+    assert call.said(call.gather(Digits="2"))[0].startswith("为了尽快为您办理挂失")
+    action = call.xml.find("Gather").get("action")
+    first = worker_a.post(action, {**call.common, "Digits": "1"})
+    again = worker_b.post(action, {**call.common, "Digits": "1"})
+    assert first.data == again.data and b"<Dial" in first.data
+    store = RedisStore(redis_url, prefix=prefix)
+    assert store.get_call(call.sid)["turn"] == 2
+    store._r.delete(*store._r.keys(prefix + "*"))
