@@ -367,3 +367,9 @@ def test_an_ended_call_only_hangs_up():
     for _ in range(3):
         call.silence()
     assert call.silence().actions == [act.Hangup()]
+
+
+def test_english_keywords_match_whole_words_only():
+    call = to_transfer(Call(EN))
+    assert call.say("I don't know").said[0].startswith("Sorry, I didn't catch that"), "'know' is not 'no'"
+    assert call.say("yes, okay").said == ["Connecting you now. Please stay on the line."]

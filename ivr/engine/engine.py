@@ -5,6 +5,7 @@ One `Engine` per loaded flow version; `start` and `handle` mutate a CallState.
 """
 from __future__ import annotations
 
+import re
 import string
 from pathlib import Path
 
@@ -28,6 +29,16 @@ LISTENING_PHASES = {"menu": {None}, "hold": {"asking", "at_limit", "declined"},
 
 class EngineError(Exception):
     """A flow or state the engine cannot go on with; the platform plays the fallback."""
+
+
+def mentions(said: str, keyword: str) -> bool:
+    """Chinese keywords match anywhere; English ones as whole words ("no" is not in "know")."""
+    if _LATIN.search(keyword):
+        return re.search(rf"(?<![a-z']){re.escape(keyword.lower())}(?![a-z'])", said.lower()) is not None
+    return keyword in said
+
+
+_LATIN = re.compile(r"[A-Za-z]")
 
 
 class _Formatter(string.Formatter):
@@ -263,9 +274,8 @@ class _Run:
                 if keys and event.digits == keys:
                     return i
             return None
-        said = event.text.lower()
         # the longest keyword wins, so "不可以" is a no even though it contains "可以"
-        best = max(((len(w), i) for i, (_, words) in enumerate(choices) for w in words if w.lower() in said),
+        best = max(((len(w), i) for i, (_, words) in enumerate(choices) for w in words if mentions(event.text, w)),
                    default=None)
         return best[1] if best else None
 
@@ -303,7 +313,7 @@ class _Run:
                 return self._miss("quiet")
             if event.confidence < et.noisy.below:
                 return self._miss("noisy")
-            if any(w.lower() in event.text.lower() for w in et.repeat_louder.words) and self._match(event) is None:
+            if any(mentions(event.text, w) for w in et.repeat_louder.words) and self._match(event) is None:
                 return self._repeat_louder()
         if isinstance(event, ev.Digits):
             if event.digits == et.repeat_louder.keys:
