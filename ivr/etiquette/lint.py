@@ -715,3 +715,13 @@ def main_lint(paths: list[str], fmt: str = "text", rules: str | None = None) -> 
     findings = lint_paths(paths, extra_rules=rules)
     print(format_json(findings) if fmt == "json" else format_text(findings))
     return 1 if any(f.severity == "error" for f in findings) else 0
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("paths", nargs="+", metavar="FLOW_OR_DIR")
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument("--rules", help="an extra rules YAML file (more forbidden words, jargon...)")
+
+
+def run(args) -> int:
+    return main_lint(args.paths, args.format, args.rules)
