@@ -189,3 +189,16 @@ def test_main_lint_exit_codes(capsys):
     assert main_lint([str(LINT_FLOWS / "e15_complaint.yaml")], fmt="json") == 1
     assert json.loads(capsys.readouterr().out)["errors"] == 2
     assert main_lint([str(LINT_FLOWS)], fmt="xml") == 2
+
+
+def test_ivr_lint_command_exit_codes():
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parent.parent
+    ok = subprocess.run([sys.executable, "-m", "ivr.cli", "lint", "call_flows"], cwd=repo, capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    bad = subprocess.run([sys.executable, "-m", "ivr.cli", "lint", "--format", "json", "tests/flows/lint"],
+                         cwd=repo, capture_output=True, text=True)
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr
+    assert {f["rule"] for f in json.loads(bad.stdout)["findings"]} >= {"E1", "E2", "E9", "E10", "E11", "E13", "E15"}
