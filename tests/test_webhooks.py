@@ -186,6 +186,24 @@ def test_complaint_is_recorded_and_kept_with_the_call(twilio, store_url):
     assert notes and notes[0]["url"] == "https://api.twilio.com/rec/RE123"
 
 
+def test_an_empty_recording_goes_on_through_the_redirect(twilio):
+    call = twilio.call()
+    xml = call.gather(Digits="3")
+    assert [c.tag for c in xml][-2:] == ["Record", "Redirect"], "Twilio skips the action when nothing was recorded"
+    after = call.follow(xml.find("Redirect"))
+    assert "还有其他可以帮助您的吗" in call.said(after)[0] and not any("回复" in s for s in call.said(after))
+
+
+def test_a_complaint_cut_short_by_a_hang_up_is_kept(twilio, store_url):
+    call = twilio.call()
+    record = call.gather(Digits="3").find("Record")
+    call.follow(record, RecordingUrl="https://api.twilio.com/rec/RE9", RecordingDuration="17", Digits="hangup",
+                CallStatus="completed")
+    log = open_store(store_url).call_log(call.sid)
+    assert any(e.get("fact") == "recorded" and e["url"].endswith("RE9") for e in log)
+    assert any(e.get("fact") == "hung_up" and e["by"] == "caller" for e in log)
+
+
 def test_goodbye_pauses_and_the_caller_hangs_up_first(twilio, store_url):
     call = twilio.call()
     call.gather(Digits="3")

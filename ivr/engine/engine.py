@@ -465,8 +465,11 @@ class _Run:
     def _recorded(self, event) -> None:
         self._expect(event, ev.Recorded)
         rec = self.step.record
-        self.turn.note("recorded", step=self.state.step, url=event.url, seconds=event.seconds)
-        self.turn.say(self.text(rec.reply_promise or ""))
+        if event.url:
+            self.turn.note("recorded", step=self.state.step, url=event.url, seconds=event.seconds)
+            self.turn.say(self.text(rec.reply_promise or ""))
+        else:  # nothing was said: no promise to reply to nothing
+            self.turn.note("nothing_recorded", step=self.state.step)
         self.enter(self.step.next)
 
     # EndingMachine entry actions

@@ -235,6 +235,10 @@ def event_from_request(kind: str, sid: str, turn: int):
     """Twilio's parameters -> one engine event."""
     form = request.form
     if form.get("CallStatus") in FINAL_STATUSES:  # the caller is gone; Twilio ignores what we answer
+        if kind == "record" and form.get("RecordingUrl"):  # a complaint cut short is still kept (E15)
+            svc().store.append_log(sid, {"kind": "note", "fact": "recorded", "turn": turn, "hung_up": True,
+                                         "url": form["RecordingUrl"],
+                                         "seconds": _number(form.get("RecordingDuration"))})
         return ev.CallerHungUp()
     if kind == "gather":
         digits = form.get("Digits", "").strip()

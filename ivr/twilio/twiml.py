@@ -92,6 +92,8 @@ class Renderer:
                 response.record(action=self.event_url("record", turn), method="POST",
                                 max_length=round(action.max_length), finish_on_key=action.finish_keys,
                                 play_beep=True, timeout=5)
+                # Twilio skips the action when nothing was recorded and goes on to the next verb
+                response.redirect(self.event_url("record", turn), method="POST")
             elif isinstance(action, act.Hangup):
                 response.hangup()
         flush()
