@@ -373,3 +373,18 @@ def test_english_keywords_match_whole_words_only():
     call = to_transfer(Call(EN))
     assert call.say("I know it").said[0].startswith("Sorry, I didn't catch that"), "'know' is not 'no'"
     assert call.say("yes, okay").said == ["Connecting you now. Please stay on the line."]
+
+
+def test_hanging_up_after_the_last_words_of_a_ladder_counts_as_after_goodbye():
+    call = Call()
+    call.silence()
+    call.silence()  # 对不起,您的电话没有声音...再见!
+    call.send(ev.CallerHungUp())
+    assert call.facts("hung_up")[-1]["after_goodbye"] is True
+
+
+def test_a_hold_one_second_over_its_promise_is_a_breach():
+    call = to_hold(Call())
+    call.press("1")
+    call.send(ev.HoldEnded("limit", waited=61))
+    assert call.facts("hold_ended")[-1]["breach"] is True

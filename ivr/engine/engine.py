@@ -21,8 +21,7 @@ from ivr.flow.load import LoadedFlow
 from ivr.flow.model import Etiquette, Step
 
 CHECK_IN_MIN_REMAINING = 8  # seconds: closer to the limit, the at-limit words come instead
-MAX_STEPS_PER_TURN = 50
-HOLD_GRACE = 5  # seconds over the promise before a hold counts as a breach (speech and network lag)  # a say->say loop with no listening would otherwise spin forever
+MAX_STEPS_PER_TURN = 50  # a say->say loop with no listening would otherwise spin forever
 LISTENING_PHASES = {"menu": {None}, "hold": {"asking", "at_limit", "declined"},
                     "transfer": {"asking", "unanswered"}}
 
@@ -136,10 +135,9 @@ class Engine:
     def _caller_hung_up(self, state: CallState, turn: Turn) -> None:
         step = self.flow.steps.get(state.step)
         in_service = step is not None and step.kind in ("hold", "transfer") and state.phase in ("holding", "ringing")
-        if step is not None and step.kind == "goodbye":
-            turn.note("hung_up", by="caller", after_goodbye=True)
-        else:
-            turn.note("hung_up", by="caller", after_goodbye=False, step=state.step)
+        # a goodbye step, or the last words of a ladder (which end with goodbye), came first
+        after_goodbye = (step is not None and step.kind == "goodbye") or state.listen_phase == "last_chance"
+        turn.note("hung_up", by="caller", after_goodbye=after_goodbye, step=state.step)
         if in_service:
             turn.note("dropped", step=state.step, during=step.kind, caller=state.caller)
         state.ended = True
@@ -385,7 +383,7 @@ class _Run:
             return self.enter(option.go)
         if phase == "asking":
             agreed = choice == 0
-            self.turn.note("consent", step=self.state.step, kind=step.kind, given=agreed)
+            self.turn.note("consent", step=self.state.step, about=step.kind, given=agreed)
             spec = getattr(step, step.kind)
             if agreed:
                 return (HoldMachine if step.kind == "hold" else TransferMachine)(self).agree()
@@ -427,7 +425,7 @@ class _Run:
         self._expect(event, ev.HoldEnded)
         hold = self.step.hold
         self.turn.note("hold_ended", step=self.state.step, promised=hold.limit, waited=event.waited,
-                       result=event.result, breach=event.waited > hold.limit + HOLD_GRACE)
+                       result=event.result, breach=event.waited > hold.limit)
         if event.result == "served":
             HoldMachine(self).served()
             return self.enter(self.step.next)

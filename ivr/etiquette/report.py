@@ -43,8 +43,7 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 # --- one call ------------------------------------------------------------------------------
 
 def _facts(log: list[dict]) -> list[dict]:
-    """The engine's and the app's notes. Recognised by "fact", not by kind == "note": a note's own
-    fields are merged into the entry, so consent(kind=hold) overwrites the entry's "kind"."""
+    """The engine's and the app's notes."""
     return [e for e in log if isinstance(e, dict) and "fact" in e]
 
 
@@ -92,19 +91,13 @@ def retries(facts: list[dict]) -> dict:
     return counts
 
 
-def consent_kind(entry: dict, following: list[dict]) -> str:
-    """hold | transfer | ? for a consent note (its "kind" field may be the log entry's own "note")."""
-    for key in ("kind", "about", "of", "step_kind"):
-        if entry.get(key) in ("hold", "transfer"):
-            return entry[key]
-    nxt = next((f for f in following if f.get("fact") in ("hold_started", "transfer_started")), None)
-    if entry.get("given") and nxt and nxt.get("step") == entry.get("step"):
-        return "hold" if nxt["fact"] == "hold_started" else "transfer"
-    return "?"
+def consent_kind(entry: dict) -> str:
+    """hold | transfer: what a consent note was about."""
+    return str(entry.get("about", "?"))
 
 
 def consents(facts: list[dict]) -> list[dict]:
-    return [{"step": f.get("step"), "kind": consent_kind(f, facts[i + 1:]), "given": bool(f.get("given"))}
+    return [{"step": f.get("step"), "kind": consent_kind(f), "given": bool(f.get("given"))}
             for i, f in enumerate(facts) if f.get("fact") == "consent"]
 
 
@@ -112,7 +105,7 @@ def _last_consent(facts: list[dict], upto: int, step, kind: str) -> bool | None:
     for i in range(upto - 1, -1, -1):
         f = facts[i]
         if f.get("fact") == "consent" and f.get("step") == step:
-            return bool(f.get("given")) if consent_kind(f, facts[i + 1:]) in (kind, "?") else None
+            return bool(f.get("given")) if consent_kind(f) == kind else None
     return None
 
 
@@ -170,7 +163,7 @@ def transfers(facts: list[dict]) -> list[dict]:
     A transfer the caller said no to is listed with outcome "no-consent"."""
     out = []
     for i, f in enumerate(facts):
-        if f.get("fact") == "consent" and not f.get("given") and consent_kind(f, facts[i + 1:]) == "transfer":
+        if f.get("fact") == "consent" and not f.get("given") and consent_kind(f) == "transfer":
             out.append({"step": f.get("step"), "to": None, "ring_limit": None, "consent": False,
                         "outcome": "no-consent", "agent_accepted": False})
         if f.get("fact") != "transfer_started":
@@ -202,7 +195,7 @@ def ending(facts: list[dict]) -> dict:
     if hang is None:
         return {"in_progress": False, "goodbye": said_goodbye, "hung_up_first": None}
     h = facts[hang]
-    after = bool(h.get("after_goodbye")) or said_goodbye   # the engine notes False during a ladder's final words
+    after = bool(h.get("after_goodbye")) or said_goodbye
     if h.get("by") == "caller":
         who = "caller" if after else "caller, before goodbye"
     else:

@@ -164,17 +164,25 @@ def apology(sid: str) -> str:
         log.exception("could not read call %s while apologising", sid)
     flow = engine.flow
     goodbye = None if flow.fallback.transfer_to else engine.render(flow.etiquette.goodbye.say, state)
+    xml = service.renderer(engine).speak(engine.apology(state), goodbye, dial=flow.fallback.transfer_to,
+                                         then_hangup=not flow.fallback.transfer_to)
     try:
         service.store.append_log(sid, {"kind": "note", "fact": "fallback", "to": flow.fallback.transfer_to})
-    except Exception:  # noqa: BLE001
-        pass
-    return service.renderer(engine).speak(engine.apology(state), goodbye, dial=flow.fallback.transfer_to,
-                                          then_hangup=not flow.fallback.transfer_to)
+        if state is not None and not state.ended:  # the call is over for the engine either way
+            expected, state.ended = state.turn, True
+            state.turn += 1
+            service.store.advance(sid, expected, state.to_dict(), xml)
+            if goodbye:
+                service.store.append_log(sid, {"kind": "note", "fact": "hung_up", "by": "engine",
+                                               "after_goodbye": True, "turn": state.turn})
+    except Exception:  # noqa: BLE001 - the store may be what failed
+        log.exception("could not record the fallback of call %s", sid)
+    return xml
 
 
 def log_notes(sid: str, notes: list, turn: int) -> None:
     for note in notes:
-        svc().store.append_log(sid, {"kind": "note", "turn": turn, **note})
+        svc().store.append_log(sid, {**note, "kind": "note", "turn": turn})
 
 
 # --- the call ------------------------------------------------------------------
