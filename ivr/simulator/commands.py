@@ -1,0 +1,121 @@
+"""The `ivr simulate` and `ivr test` commands (registered by ivr.cli)."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from ivr.simulator.transport import SimulatorError
+
+REPO = Path(__file__).resolve().parent.parent.parent
+DEFAULT_FLOW = REPO / "call_flows" / "bank_hotline.yaml"
+
+
+def _token(args) -> str | None:
+    return args.token or os.environ.get("TWILIO_AUTH_TOKEN")
+
+
+def _print_json(data) -> None:
+    print(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+# --- ivr simulate ----------------------------------------------------------------------
+
+def add_simulate_arguments(p) -> None:
+    p.add_argument("flow", nargs="?", metavar="FLOW", help=f"flow file (default {DEFAULT_FLOW.name})")
+    p.add_argument("--url", help="a running server (`ivr serve`), e.g. http://127.0.0.1:8080; default in-process")
+    p.add_argument("--token", help="the server's TWILIO_AUTH_TOKEN, to sign requests (default: $TWILIO_AUTH_TOKEN)")
+    p.add_argument("--from", dest="caller_id", default="+8613700000000", help="the caller's number")
+    p.add_argument("--to", dest="called", help="the number called")
+    p.add_argument("--store", help="in-process: keep the call in this store (e.g. sqlite:///calls.db) for replay")
+    p.add_argument("--json", action="store_true", help="print the transcript as JSON at the end")
+
+
+def run_simulate(args) -> int:
+    from ivr.flow import load_flow
+    from ivr.simulator.runner import DEFAULT_CALLED, in_process, over_http, place_call
+    from ivr.simulator.transcript import ConsoleView, Transcript
+    from ivr.simulator.typed import TypedCaller
+    from ivr.store import open_store
+
+    flow_path = Path(args.flow) if args.flow else DEFAULT_FLOW
+    transcript = Transcript()
+    console = ConsoleView(sys.stderr if args.json else sys.stdout)
+    if not args.json:
+        transcript.listeners.append(console)
+    interactive = sys.stdin.isatty()
+    caller = TypedCaller(interactive=interactive, show=lambda text: console.show(text, "yellow"))
+    try:
+        if args.url:
+            transport = over_http(args.url, _token(args))
+            flow_name = load_flow(flow_path).flow.name if args.flow else None
+            language = load_flow(flow_path).flow.language if args.flow else "cmn-CN"
+        else:
+            loaded = load_flow(flow_path)
+            store = open_store(args.store) if args.store else None
+            transport = in_process([flow_path], store=store, token=_token(args))
+            flow_name, language = loaded.flow.name, loaded.flow.language
+        if interactive and not args.json:
+            where = args.url or f"{flow_path} (in-process)"
+            console.show(f"Calling {where} from {args.caller_id}. Times are virtual seconds since the call started.",
+                         "dim")
+        result = place_call(transport, caller, flow_name, args.caller_id,
+                            args.called or DEFAULT_CALLED.get(language), transcript)
+    except SimulatorError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        _print_json(result.to_dict())
+    if result.error:
+        print(f"error: {result.error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+# --- ivr test -----------------------------------------------------------------------------
+
+def add_test_arguments(p) -> None:
+    p.add_argument("paths", nargs="+", metavar="PATH", help="caller scripts (YAML), or folders of them")
+    p.add_argument("--url", help="run against a running server instead of in-process")
+    p.add_argument("--token", help="the server's TWILIO_AUTH_TOKEN (default: $TWILIO_AUTH_TOKEN)")
+    p.add_argument("--json", action="store_true", help="results as JSON")
+    p.add_argument("-v", "--verbose", action="store_true", help="print the transcript of failed calls")
+
+
+def run_test(args) -> int:
+    from ivr.simulator.runner import find_scripts, over_http, run_script
+    from ivr.simulator.transcript import describe
+
+    started = time.monotonic()
+    scripts = find_scripts(args.paths)
+    missing = [s for s in scripts if not s.exists()]
+    if missing:
+        print(f"error: no such file: {missing[0]}", file=sys.stderr)
+        return 2
+    try:
+        transport = over_http(args.url, _token(args)) if args.url else None
+    except SimulatorError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    outcomes = []
+    for path in scripts:
+        outcome = run_script(path, transport)
+        outcomes.append(outcome)
+        if args.json:
+            continue
+        rule = f" [{outcome.rule}]" if outcome.rule else ""
+        print(f"{path}{rule} {'PASSED' if outcome.passed else 'FAILED'}", flush=True)
+        if not outcome.passed:
+            print(f"    {outcome.failure}")
+            if args.verbose and outcome.result is not None:
+                for line in outcome.result.transcript.lines:
+                    print(f"      {describe(line)}")
+    passed = sum(o.passed for o in outcomes)
+    failed = len(outcomes) - passed
+    if args.json:
+        _print_json({"passed": passed, "failed": failed, "results": [o.to_dict() for o in outcomes]})
+    else:
+        print(f"{passed} passed, {failed} failed in {time.monotonic() - started:.2f}s")
+    return 1 if failed or not outcomes else 0

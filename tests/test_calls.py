@@ -1,0 +1,105 @@
+"""Every caller script under tests/calls, in-process; and the same scripts against `ivr serve` over HTTP,
+which must give identical transcripts (the simulator and the served app agree)."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from ivr.simulator.runner import find_scripts, over_http, run_script
+from ivr.simulator.transcript import describe
+
+REPO = Path(__file__).resolve().parent.parent
+SCRIPTS = find_scripts([REPO / "tests" / "calls"])
+FLOWS = [REPO / "call_flows" / "bank_hotline.yaml", REPO / "call_flows" / "bank_hotline_en.yaml"]
+TOKEN = "served-test-token-0123456789abcdef"
+
+
+def explain(outcome) -> str:
+    transcript = "\n".join(describe(line) for line in outcome.result.transcript.lines) if outcome.result else ""
+    return f"{outcome.failure}\n{transcript}"
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=[p.stem for p in SCRIPTS])
+def test_caller_script(script):
+    outcome = run_script(script)
+    assert outcome.passed, explain(outcome)
+
+
+def test_every_rule_is_scripted_on_both_flows():
+    import yaml
+
+    covered = set()
+    for path in SCRIPTS:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        covered.add((data.get("rule"), Path(data["flow"]).name))
+    for rule in [f"E{n}" for n in range(1, 12)] + ["E15"]:
+        for flow in FLOWS:
+            assert (rule, flow.name) in covered, f"no caller script for {rule} on {flow.name}"
+
+
+# --- the same scripts through a served app --------------------------------------------------------
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """`ivr serve` with both shipped flows, one worker, a SQLite store and a known token."""
+    tmp = tmp_path_factory.mktemp("served")
+    port = _free_port()
+    ivr = Path(sys.executable).parent / "ivr"
+    command = [str(ivr), "serve", "--port", str(port), "--store", f"sqlite:///{tmp}/calls.db", "--workers", "1"]
+    for flow in FLOWS:
+        command += ["--flow", str(flow)]
+    log = open(tmp / "server.log", "wb")
+    server = subprocess.Popen(command, env={**os.environ, "TWILIO_AUTH_TOKEN": TOKEN}, stdout=log,
+                              stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if requests.get(f"{url}/healthz", timeout=1).ok:
+                    break
+            except requests.RequestException:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"ivr serve did not start:\n{(tmp / 'server.log').read_text()}")
+            time.sleep(0.1)
+        yield url
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)  # gunicorn's master and its worker: the group this test started
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+        log.close()
+
+
+def test_in_process_and_served_calls_hear_the_same(served):
+    transport = over_http(served, TOKEN)
+    for script in SCRIPTS:
+        local, remote = run_script(script), run_script(script, transport)
+        assert remote.passed, f"{script.name} over HTTP: {explain(remote)}"
+        assert remote.result.transcript.caller_side() == local.result.transcript.caller_side(), script.name
+        assert (remote.result.ended_by, remote.result.duration) == (local.result.ended_by, local.result.duration)
+
+
+def test_ivr_test_against_the_server_with_the_wrong_token_reports_the_signature(served):
+    done = subprocess.run([sys.executable, "-m", "ivr.cli", "test", str(SCRIPTS[0]), "--url", served,
+                           "--token", "wrong-token"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "FAILED" in done.stdout and "403" in done.stdout and "X-Twilio-Signature" in done.stdout
+    assert "0 passed, 1 failed" in done.stdout and "Traceback" not in done.stdout + done.stderr
