@@ -1,10 +1,11 @@
-"""The `ivr simulate` and `ivr test` commands (registered by ivr.cli)."""
+"""The `ivr simulate`, `ivr test` and `ivr replay` commands (registered by ivr.cli)."""
 from __future__ import annotations
 
 import json
 import os
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 from ivr.simulator.transport import SimulatorError
@@ -119,3 +120,59 @@ def run_test(args) -> int:
     else:
         print(f"{passed} passed, {failed} failed in {time.monotonic() - started:.2f}s")
     return 1 if failed or not outcomes else 0
+
+
+# --- ivr replay ---------------------------------------------------------------------------
+
+def add_replay_arguments(p) -> None:
+    p.add_argument("call_sids", nargs="*", metavar="CALL_SID", help="calls to replay")
+    p.add_argument("--since", help="also every call started at or after this time (ISO 8601 or epoch seconds)")
+    p.add_argument("--all", action="store_true", help="every call in the store")
+    p.add_argument("--store", required=True, help="the call store, e.g. sqlite:///calls.db")
+    p.add_argument("--flow", help="replay against this flow file (default: the file each call's version came from)")
+    p.add_argument("--context", type=int, default=1, help="lines of context around each difference (default 1)")
+    p.add_argument("--json", action="store_true", help="results as JSON")
+
+
+def _since(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        raise SystemExit(f"error: --since '{text}' is neither epoch seconds nor ISO 8601 (2026-11-02T09:30)")
+
+
+def run_replay(args) -> int:
+    from ivr.simulator.replay import replay_call
+    from ivr.store import open_store
+
+    store = open_store(args.store)
+    sids = list(args.call_sids)
+    if args.all or args.since:
+        since = _since(args.since) if args.since else None
+        sids += [row["call_sid"] for row in store.list_calls(since) if row["call_sid"] not in sids]
+    if not sids:
+        print("error: name calls to replay (CALL_SID...), or use --since TIME or --all", file=sys.stderr)
+        return 2
+    replays = [replay_call(store, sid, args.flow, args.context) for sid in sids]
+    differ = sum(r.differs for r in replays)
+    errors = sum(r.error is not None for r in replays)
+    if args.json:
+        _print_json({"replayed": len(replays), "differ": differ, "errors": errors,
+                     "calls": [r.to_dict() for r in replays]})
+    else:
+        for r in replays:
+            if r.error:
+                print(f"{r.call_sid}: cannot replay: {r.error}")
+            elif r.differs:
+                print(f"{r.call_sid}: what the caller hears would change")
+                print("\n".join(r.diff))
+            else:
+                print(f"{r.call_sid}: no differences ({len(r.heard)} prompts)")
+        print(f"{len(replays)} call(s) replayed, {differ} would sound different, {errors} could not be replayed")
+    if errors:
+        return 2
+    return 1 if differ else 0

@@ -1,0 +1,173 @@
+"""Replay: rebuild a logged call's caller side, re-drive it against the current flow, diff what they hear.
+
+The call log has every request Twilio sent (Digits, SpeechResult/Confidence, QueueResult and
+QueueTime, DialCallStatus, RecordingDuration...) and every TwiML answer. The caller's side
+becomes a caller script; it runs in-process against the flow as it is now; the <Say> texts
+of the new answers are compared with the logged ones.
+"""
+from __future__ import annotations
+
+import difflib
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ivr.simulator import actions as act
+from ivr.simulator.media import say_text
+from ivr.simulator.runner import in_process, place_call
+from ivr.simulator.script import CallerScript, Expect, Step
+from ivr.simulator.script_caller import ScriptedCaller
+from ivr.simulator.transcript import Transcript
+from ivr.store import CallStore, MemoryStore
+
+FINAL_STATUSES = {"completed", "canceled", "failed", "busy", "no-answer"}
+
+
+class ReplayError(Exception):
+    """A call that cannot be replayed (not in the store, no flow file...)."""
+
+
+@dataclass
+class Replay:
+    call_sid: str
+    flow: str
+    heard: list[str]
+    would_hear: list[str] = field(default_factory=list)
+    diff: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def differs(self) -> bool:
+        return bool(self.diff)
+
+    def to_dict(self) -> dict:
+        return {"call_sid": self.call_sid, "flow": self.flow, "differs": self.differs, "error": self.error,
+                "heard": self.heard, "would_hear": self.would_hear, "diff": self.diff}
+
+
+def heard_in_log(log: list[dict]) -> list[str]:
+    """What the caller heard: the <Say> texts of the answers in the call's log, in order."""
+    heard = []
+    for entry in log:
+        if entry.get("kind") != "response":
+            continue
+        try:
+            root = ET.fromstring(entry.get("twiml") or "")
+        except ET.ParseError:
+            continue
+        heard += [say_text(say) for say in root.iter("Say")]
+    return heard
+
+
+def rebuild_script(log: list[dict], flow: Path) -> CallerScript:
+    """The caller's side of a logged call, as a script of actions (no expectations)."""
+    requests = [e for e in log if e.get("kind") == "request"]
+    if not requests:
+        raise ReplayError("the call log has no requests")
+    first = requests[0].get("params", {})
+    accepted = {e.get("turn") for e in log if e.get("fact") == "agent_accepted"}
+    actions = []
+    for entry in requests:
+        if entry.get("path") != "/twilio/event":
+            continue
+        query, params = entry.get("query", {}), entry.get("params", {})
+        action = _caller_action(query.get("k"), params, _int(query.get("t")) in accepted)
+        if action is not None:
+            actions.append(action)
+    caller_hung_up = any(e.get("fact") == "hung_up" and e.get("by") == "caller" for e in log)
+    if caller_hung_up and not (actions and _hangs_up(actions[-1])):
+        actions.append(act.HangUp())
+    steps = [Step(i + 1, 0, f"{type(a).__name__} from the log", action=a, moments=MOMENTS[type(a)])
+             for i, a in enumerate(actions)]
+    return CallerScript(Path(f"replay of {first.get('CallSid', '?')}"), flow, first.get("From", ""),
+                        first.get("To") or None, None, "rebuilt from the call log", steps, Expect())
+
+
+def _caller_action(kind: str | None, params: dict, accepted: bool):
+    if kind == "gather":
+        if params.get("Digits"):
+            return act.Press(params["Digits"])
+        if params.get("SpeechResult"):
+            return act.Speak(params["SpeechResult"], _float(params.get("Confidence")))
+        return act.HangUp() if params.get("CallStatus") in FINAL_STATUSES else act.Silence()
+    if kind == "queue":
+        result, waited = params.get("QueueResult"), _float(params.get("QueueTime"))
+        if result == "bridged":
+            return act.AgentTakes(after=waited)
+        if result == "hangup":
+            return act.HangUp(after=waited)
+        return act.StayOnHold()  # left at the limit (or the queue failed): stay until the hold ends
+    if kind == "dial":
+        status = params.get("DialCallStatus", "failed")
+        if status in ("completed", "answered"):
+            talk = _float(params.get("DialCallDuration"))
+            return act.AgentAnswers(talk=talk) if accepted else act.AgentDeclines()
+        return {"no-answer": act.NoAnswer(), "busy": act.Busy()}.get(status, act.Failed())
+    if kind == "record":
+        return act.RecordSpeech(_float(params.get("RecordingDuration")), params.get("Digits") or None)
+    return None  # a pause ran out: nothing the caller did
+
+
+MOMENTS = {act.Press: (act.PROMPT, act.RECORD), act.Speak: (act.PROMPT, act.RECORD),
+           act.Silence: (act.PROMPT, act.RECORD), act.HangUp: (act.PROMPT, act.RECORD, act.HOLD, act.TRANSFER),
+           act.AgentTakes: (act.HOLD,), act.StayOnHold: (act.HOLD,), act.AgentAnswers: (act.TRANSFER,),
+           act.AgentDeclines: (act.TRANSFER,), act.NoAnswer: (act.TRANSFER,), act.Busy: (act.TRANSFER,),
+           act.Failed: (act.TRANSFER,), act.RecordSpeech: (act.RECORD,)}
+
+
+def _hangs_up(action) -> bool:
+    return isinstance(action, act.HangUp) or (isinstance(action, act.RecordSpeech) and action.then == "hangup")
+
+
+def _float(value) -> float:
+    try:
+        return max(float(value), 0.0)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def _int(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def pinned_flow(store: CallStore, call_sid: str) -> Path:
+    """The flow file recorded for the version the call pinned (its current text is what gets replayed)."""
+    row = store.get_call(call_sid)
+    version = (row or {}).get("flow_version")
+    flow = store.get_flow(version) if version else None
+    if not flow:
+        raise ReplayError("the store has no flow version for this call; pass --flow FLOW")
+    path = Path(flow["path"])
+    if not path.exists():
+        raise ReplayError(f"the call's flow file {path} no longer exists; pass --flow FLOW")
+    return path
+
+
+def replay_call(store: CallStore, call_sid: str, flow: str | Path | None = None, context: int = 1) -> Replay:
+    log = store.call_log(call_sid)
+    if not log:
+        return Replay(call_sid, str(flow or ""), [], error="no such call in the store (no call log)")
+    try:
+        flow_path = Path(flow) if flow else pinned_flow(store, call_sid)
+        script = rebuild_script(log, flow_path)
+    except ReplayError as exc:
+        return Replay(call_sid, str(flow or ""), heard_in_log(log), error=str(exc))
+    from ivr.flow import FlowError, load_flow
+
+    try:
+        name = load_flow(flow_path).flow.name
+    except FlowError as exc:
+        return Replay(call_sid, str(flow_path), heard_in_log(log), error=f"the flow does not load:\n{exc}")
+    scratch = MemoryStore()  # the re-driven call is not mixed into the real call log
+    transcript = Transcript()
+    result = place_call(in_process([flow_path], store=scratch), ScriptedCaller(script, transcript), name,
+                        script.caller, script.called, transcript)
+    replay = Replay(call_sid, str(flow_path), heard_in_log(log), heard_in_log(scratch.call_log(result.call_sid)),
+                    error=result.error)
+    replay.diff = list(difflib.unified_diff(replay.heard, replay.would_hear, fromfile=f"{call_sid} heard",
+                                            tofile=f"{call_sid} would hear now ({flow_path})", n=context,
+                                            lineterm=""))
+    return replay
