@@ -107,6 +107,38 @@ def test_relative_urls_resolve_against_the_document_that_holds_them():
     assert result.ended_by == "engine", "a document with no more verbs ends the call"
 
 
+def twiml_server(pages: dict[str, str], seen: list) -> Flask:
+    """A bare TwiML server (not our app) for Twilio behaviour our app never asks for."""
+    app = Flask("twiml-pages")
+
+    @app.route("/<path:path>", methods=["GET", "POST"])
+    def page(path):
+        seen.append((request.path, request.form.to_dict()))
+        return f"<Response>{pages.get(path, '')}</Response>", 200, {"Content-Type": "text/xml"}
+
+    return app
+
+
+def test_without_action_on_empty_result_twilio_goes_on_with_the_next_verb():
+    seen = []
+    app = twiml_server({"start": '<Gather input="dtmf" timeout="3" action="/got"><Say>Press a key.</Say></Gather>'
+                                 '<Say>We did not get a key.</Say>'}, seen)
+    result = Call(InProcessTransport(app, TOKEN), Scripted(act.Speak("hello")), voice_path="/start").run()
+    said = lines(result, kind="say")
+    assert [line.text for line in said] == ["Press a key.", "We did not get a key."]
+    assert said[1].t == pytest.approx(said[0].end + 3, abs=0.001), "speech is not listened for: the window passes"
+    assert [path for path, _ in seen] == ["/start", "/twilio/status"], "no request to the Gather action"
+
+
+def test_keys_without_num_digits_wait_for_the_finish_key():
+    seen = []
+    app = twiml_server({"start": '<Gather timeout="4" action="/got"/>', "got": "<Hangup/>"}, seen)
+    result = Call(InProcessTransport(app, TOKEN), Scripted(act.Press("1234#")), voice_path="/start").run()
+    assert seen[1] == ("/got", {**seen[1][1], "Digits": "1234"}) and result.duration == 0
+    result = Call(InProcessTransport(app, TOKEN), Scripted(act.Press("12")), voice_path="/start").run()
+    assert seen[-2][1]["Digits"] == "12" and result.duration == 4, "no # : Twilio waits `timeout` for more keys"
+
+
 def test_the_apps_relative_action_urls_are_followed():
     result, store = call(act.Press("1"), act.Press("1"), act.StayOnHold(), act.Press("2"))
     paths = [(e["path"], e["query"].get("k")) for e in store.call_log(result.call_sid) if e["kind"] == "request"]

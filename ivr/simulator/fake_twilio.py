@@ -54,7 +54,7 @@ class Call:
                  status_path: str = "/twilio/status", transcript: Transcript | None = None):
         self.transport, self.caller = transport, caller
         self.clock = VirtualClock()
-        self.transcript = transcript or Transcript()
+        self.transcript = transcript if transcript is not None else Transcript()
         self.leg = CallLeg(new_sid("CA"), new_sid("AC"), caller_id, called)
         self.voice_url, self.status_url = self.url(voice_path), self.url(status_path)
         self.ended_by: str | None = None

@@ -36,24 +36,23 @@ def gather(call, el, doc):
     choice = call.decide(call.moment(PROMPT, timeout=timeout, prompt_seconds=round(prompt_end - start, 3),
                                      details={"input": sorted(inputs), "num_digits": num_digits}))
 
+    listened = (isinstance(choice, Press) and "dtmf" in inputs) or (isinstance(choice, Speak) and "speech" in inputs)
+    if isinstance(choice, (Press, Speak)) and not listened:
+        heard_kind = "keys" if isinstance(choice, Press) else "speech"
+        call.note(f"the caller {_describe(choice)}, but this <Gather> does not listen for {heard_kind}")
+        choice = Silence()  # Twilio neither stops the prompt nor collects it: the window passes
     if isinstance(choice, (Press, Speak, HangUp)):
         _when(call, choice, start, prompt_end, timeout)
         if isinstance(choice, HangUp):
             call.caller_does("hangs up", "hangup")
             return End("caller")
-        if isinstance(choice, Press) and "dtmf" in inputs:
+        if isinstance(choice, Press):
             return _keys(call, choice.keys, num_digits, finish_keys, timeout, action_url, method,
                          empty_goes_to_action)
-        if isinstance(choice, Speak) and "speech" in inputs:
-            seconds = speech_seconds(choice.text)
-            call.caller_does(f"says {choice.text} (confidence {choice.confidence:g})", "speak", seconds)
-            call.clock.advance(seconds)
-            return Goto(action_url, {"SpeechResult": choice.text, "Confidence": f"{choice.confidence:g}"}, method)
-        heard_kind = "keys" if isinstance(choice, Press) else "speech"
-        call.caller_does(f"{_describe(choice)} — this <Gather> does not listen for {heard_kind}", "silence")
-        remaining = max(prompt_end + timeout - call.clock.now, 0)
-        call.clock.advance(remaining)
-        return Goto(action_url, {}, method) if empty_goes_to_action else None
+        seconds = speech_seconds(choice.text)
+        call.caller_does(f"says {choice.text} (confidence {choice.confidence:g})", "speak", seconds)
+        call.clock.advance(seconds)
+        return Goto(action_url, {"SpeechResult": choice.text, "Confidence": f"{choice.confidence:g}"}, method)
 
     if not isinstance(choice, Silence):
         raise AbortCall(f"at a prompt (t={prompt_end:g}s) the caller can press keys, speak, stay silent, wait or "

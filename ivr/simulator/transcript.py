@@ -27,7 +27,7 @@ class Line:
         return round(self.t + self.seconds, 3)
 
     def to_dict(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if v not in (None, False) or k in ("t", "who", "text")}
+        return {k: v for k, v in asdict(self).items() if v is not None and v is not False}
 
 
 @dataclass
@@ -116,6 +116,6 @@ class ConsoleView:
         if self.console is not None:
             from rich.text import Text
 
-            self.console.print(Text(text, style=(style + (" bold" if bold else "")).strip() or None))
+            self.console.print(Text(text, style=(style + (" bold" if bold else "")).strip() or None), soft_wrap=True)
         else:
             print(text, file=self.stream, flush=True)

@@ -44,7 +44,7 @@ class TypedCaller(Caller):
         if self.interactive:
             try:
                 return input(prompt)
-            except EOFError:
+            except (EOFError, KeyboardInterrupt):  # Ctrl-D or Ctrl-C: the caller puts the phone down
                 return None
         line = sys.stdin.readline()
         return None if line == "" else line
@@ -52,10 +52,9 @@ class TypedCaller(Caller):
     def choose(self, moment: act.Moment):
         if moment.kind == act.BETWEEN:
             return None
-        if moment.kind == act.TRANSFER and self.interactive:
-            self.show(f"  {QUESTION[act.TRANSFER]} ({moment.number})")
-        elif self.interactive:
-            self.show(f"  {QUESTION[moment.kind]}  [{HELP[moment.kind]}]")
+        if self.interactive:
+            number = f" ({moment.number})" if moment.kind == act.TRANSFER else ""
+            self.show(f"  {QUESTION[moment.kind]}{number}  [{HELP[moment.kind]}]")
         while True:
             line = None if self.finished else self.read_line("> ")
             if line is None:
@@ -87,9 +86,11 @@ def parse_command(line: str, kind: str):
             return _hold(verb, rest)
         else:
             return _prompt_or_record(verb, rest, kind)
+    except BadCommand:
+        raise
     except (ValueError, IndexError) as exc:
         raise BadCommand(f"'{line.strip()}': {exc}. Here you can: {HELP[kind]}") from exc
-    raise BadCommand(f"'{line.strip()}' is not a command here. You can: {HELP[kind]}")
+    raise BadCommand(f"unknown command '{line.strip()}'. Here you can: {HELP[kind]}")
 
 
 def _prompt_or_record(verb: str, rest: str, kind: str):
@@ -112,7 +113,7 @@ def _prompt_or_record(verb: str, rest: str, kind: str):
         parts = rest.split()
         then = parts[1] if len(parts) > 1 else "#"
         return act.RecordSpeech(parse_duration(parts[0]), None if then == "silence" else then)
-    raise ValueError("not a command here")
+    raise BadCommand(f"unknown command '{(verb + ' ' + rest).strip()}'. Here you can: {HELP[kind]}")
 
 
 def _hold(verb: str, rest: str):
@@ -125,7 +126,7 @@ def _hold(verb: str, rest: str):
     if verb == "take":
         options = _options(rest, ("after", "talk"))
         return act.AgentTakes(options.get("after", 0.0), options.get("talk", 30.0))
-    raise ValueError("not a command on hold")
+    raise BadCommand(f"unknown command '{verb}' on hold. Here you can: {HELP[act.HOLD]}")
 
 
 def _agent(verb: str, rest: str):
@@ -140,7 +141,7 @@ def _agent(verb: str, rest: str):
         return act.Busy()
     if verb == "failed":
         return act.Failed()
-    raise ValueError("not an agent behaviour")
+    raise BadCommand(f"'{verb}' is not what an agent does. Here: {HELP[act.TRANSFER]}")
 
 
 def _options(rest: str, names: tuple[str, ...]) -> dict:
