@@ -106,3 +106,14 @@ def test_replay_explains_what_it_cannot_do(recorded, capsys):
     assert main(["replay", "--store", url]) == 2
     assert "--since" in capsys.readouterr().err
     assert main(["replay", "--since", "2000-01-01T00:00", "--store", url]) == 0
+
+
+def test_a_changed_menu_shows_where_the_logged_caller_could_no_longer_follow(recorded, tmp_path, capsys):
+    url, flows, sids = recorded
+    edited = tmp_path / "moved.yaml"
+    text = (flows / "bank_hotline.yaml").read_text(encoding="utf-8")
+    edited.write_text(text.replace("words: [投诉, 建议, 意见]", "words: [建议, 意见]"), encoding="utf-8")
+    shutil.copy(flows / "callers.yaml", tmp_path / "callers.yaml")
+    replay = replay_call(open_store(url), sids["e15_complaint_zh"], edited)
+    assert replay.differs and replay.note and "recording" in replay.note
+    assert "-我非常理解您现在的心情," in replay.diff

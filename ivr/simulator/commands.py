@@ -169,6 +169,8 @@ def run_replay(args) -> int:
                 print(f"{r.call_sid}: cannot replay: {r.error}")
             elif r.differs:
                 print(f"{r.call_sid}: what the caller hears would change")
+                if r.note:
+                    print(f"  (the logged caller could not be followed to the end: {r.note})")
                 print("\n".join(r.diff))
             else:
                 print(f"{r.call_sid}: no differences ({len(r.heard)} prompts)")

@@ -35,6 +35,7 @@ class Replay:
     would_hear: list[str] = field(default_factory=list)
     diff: list[str] = field(default_factory=list)
     error: str | None = None
+    note: str | None = None  # the re-driven call could not follow the logged caller all the way
 
     @property
     def differs(self) -> bool:
@@ -42,7 +43,7 @@ class Replay:
 
     def to_dict(self) -> dict:
         return {"call_sid": self.call_sid, "flow": self.flow, "differs": self.differs, "error": self.error,
-                "heard": self.heard, "would_hear": self.would_hear, "diff": self.diff}
+                "note": self.note, "heard": self.heard, "would_hear": self.would_hear, "diff": self.diff}
 
 
 def heard_in_log(log: list[dict]) -> list[str]:
@@ -166,7 +167,7 @@ def replay_call(store: CallStore, call_sid: str, flow: str | Path | None = None,
     result = place_call(in_process([flow_path], store=scratch), ScriptedCaller(script, transcript), name,
                         script.caller, script.called, transcript)
     replay = Replay(call_sid, str(flow_path), heard_in_log(log), heard_in_log(scratch.call_log(result.call_sid)),
-                    error=result.error)
+                    error=result.error, note=result.aborted)
     replay.diff = list(difflib.unified_diff(replay.heard, replay.would_hear, fromfile=f"{call_sid} heard",
                                             tofile=f"{call_sid} would hear now ({flow_path})", n=context,
                                             lineterm=""))
