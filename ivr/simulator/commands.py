@@ -100,6 +100,9 @@ def run_test(args) -> int:
     except SimulatorError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if not scripts:
+        print("no caller scripts found (*.yaml)", file=sys.stderr)
+        return 1
     outcomes = []
     for path in scripts:
         outcome = run_script(path, transport)
@@ -119,7 +122,7 @@ def run_test(args) -> int:
         _print_json({"passed": passed, "failed": failed, "results": [o.to_dict() for o in outcomes]})
     else:
         print(f"{passed} passed, {failed} failed in {time.monotonic() - started:.2f}s")
-    return 1 if failed or not outcomes else 0
+    return 1 if failed else 0
 
 
 # --- ivr replay ---------------------------------------------------------------------------
