@@ -368,3 +368,14 @@ def test_two_workers_share_calls_through_redis(redis_url):
     store = RedisStore(redis_url, prefix=prefix)
     assert store.get_call(call.sid)["turn"] == 2
     store._r.delete(*store._r.keys(prefix + "*"))
+
+
+def test_a_number_configured_for_get_webhooks_works_too(app):
+    """Twilio may be set to GET: its parameters come in the query string, signed as part of the URL."""
+    from urllib.parse import urlencode
+
+    query = urlencode({"CallSid": "CA" + "3" * 32, "From": "+8613700000000", "To": "+861095500", "CallStatus": "ringing"})
+    signature = RequestValidator(TOKEN).compute_signature(f"{BASE}/twilio/voice?{query}", {})
+    response = app.test_client().get(f"/twilio/voice?{query}", headers={"X-Twilio-Signature": signature})
+    assert response.status_code == 200 and "欢迎致电" in response.data.decode()
+    assert app.test_client().get(f"/twilio/voice?{query}").status_code == 403

@@ -38,6 +38,7 @@ CALL_SID = re.compile(r"^[A-Za-z0-9]{2,64}$")
 FINAL_STATUSES = {"completed", "canceled", "failed", "busy", "no-answer"}
 MAX_DIGITS = 32  # more than any menu needs; longer input is treated as a wrong key
 QUEUE_RESULTS = {"bridged": "served", "leave": "limit"}
+WEBHOOK_METHODS = ["POST", "GET"]
 UNSIGNED_PATHS = {"/healthz", "/twilio/music"}  # static and harmless: load balancers and media caches fetch them
 
 bp = Blueprint("twilio", __name__)
@@ -93,6 +94,11 @@ def create_app(flows: list[str] | None = None, flows_dir: str | None = None, sto
     return app
 
 
+def twilio_params():
+    """Twilio's parameters: the form of a POST, the query of a GET (a number may be set up either way)."""
+    return request.form if request.method == "POST" else request.args
+
+
 def svc() -> Service:
     return current_app.extensions["ivr"]
 
@@ -129,7 +135,7 @@ def webhook(handler):
 
     @wraps(handler)
     def wrapped(*args, **kwargs):
-        sid = request.form.get("CallSid", "")
+        sid = twilio_params().get("CallSid", "")
         if not CALL_SID.match(sid):
             return Response("CallSid is missing or malformed: this URL is for Twilio voice webhooks\n",
                             status=400, mimetype="text/plain")
@@ -137,7 +143,7 @@ def webhook(handler):
         service = svc()
         try:
             service.store.append_log(sid, {"kind": "request", "path": request.path,
-                                           "query": request.args.to_dict(), "params": request.form.to_dict()})
+                                           "query": request.args.to_dict(), "params": twilio_params().to_dict()})
             xml = handler(sid, *args, **kwargs)
         except Exception:  # noqa: BLE001 - every failure must still reach the caller as an apology
             log.exception("webhook %s failed for call %s", request.path, sid)
@@ -187,18 +193,18 @@ def log_notes(sid: str, notes: list, turn: int) -> None:
 
 # --- the call ------------------------------------------------------------------
 
-@bp.post("/twilio/voice")
-@bp.post("/twilio/voice/<flow>")
+@bp.route("/twilio/voice", methods=WEBHOOK_METHODS)
+@bp.route("/twilio/voice/<flow>", methods=WEBHOOK_METHODS)
 @webhook
 def voice(sid: str, flow: str | None = None) -> str:
     service = svc()
     if service.store.get_call(sid) is not None:  # Twilio retried the first webhook
         return service.store.response_for(sid, 0) or apology(sid)
-    engine = service.registry.for_new_call(flow, request.form.get("To", ""))
+    engine = service.registry.for_new_call(flow, twilio_params().get("To", ""))
     if engine is None:
         log.error("call %s asked for unknown flow '%s'; known: %s", sid, flow, service.registry.names())
         return apology(sid)
-    state = engine.new_call(caller=request.form.get("From", ""), called=request.form.get("To", ""))
+    state = engine.new_call(caller=twilio_params().get("From", ""), called=twilio_params().get("To", ""))
     turn = engine.start(state)
     xml = service.renderer(engine).render(turn.actions, sid, state.turn)
     if not service.store.create_call(sid, state.to_dict(), xml):
@@ -207,7 +213,7 @@ def voice(sid: str, flow: str | None = None) -> str:
     return xml
 
 
-@bp.post("/twilio/event")
+@bp.route("/twilio/event", methods=WEBHOOK_METHODS)
 @webhook
 def event(sid: str) -> str:
     service = svc()
@@ -241,7 +247,7 @@ def event(sid: str) -> str:
 
 def event_from_request(kind: str, sid: str, turn: int):
     """Twilio's parameters -> one engine event."""
-    form = request.form
+    form = twilio_params()
     if form.get("CallStatus") in FINAL_STATUSES:  # the caller is gone; Twilio ignores what we answer
         if kind == "record" and form.get("RecordingUrl"):  # a complaint cut short is still kept (E15)
             svc().store.append_log(sid, {"kind": "note", "fact": "recorded", "turn": turn, "hung_up": True,
@@ -287,7 +293,7 @@ def _confidence(value) -> float:
 
 # --- holds ---------------------------------------------------------------------
 
-@bp.post("/twilio/hold/wait")
+@bp.route("/twilio/hold/wait", methods=WEBHOOK_METHODS)
 @webhook
 def hold_wait(sid: str) -> str:
     """Twilio requests this again each time its TwiML ends, for as long as the caller is queued."""
@@ -297,14 +303,14 @@ def hold_wait(sid: str) -> str:
     engine = service.registry.for_version(state.flow_version) if state else None
     if engine is None or state.phase != "holding":
         return only("leave")  # the Enqueue action then apologises
-    actions = engine.hold_wait(state, _number(request.form.get("QueueTime")))
+    actions = engine.hold_wait(state, _number(twilio_params().get("QueueTime")))
     if any(type(a).__name__ == "Say" for a in actions):
         service.store.append_log(sid, {"kind": "note", "fact": "check_in", "turn": state.turn,
-                                       "queue_time": _number(request.form.get("QueueTime"))})
+                                       "queue_time": _number(twilio_params().get("QueueTime"))})
     return service.renderer(engine).render(actions, sid, state.turn)
 
 
-@bp.post("/twilio/hold/return")
+@bp.route("/twilio/hold/return", methods=WEBHOOK_METHODS)
 @webhook
 def hold_return(sid: str) -> str:
     """Played to the queued caller as an agent takes them: 'thank you for waiting' (E9)."""
@@ -320,7 +326,7 @@ def hold_return(sid: str) -> str:
 
 # --- warm transfer: the agent's leg ---------------------------------------------
 
-@bp.post("/twilio/whisper")
+@bp.route("/twilio/whisper", methods=WEBHOOK_METHODS)
 @webhook
 def whisper(sid: str) -> str:
     """The agent answered: tell them who is calling and why; only 1 connects the caller."""
@@ -341,12 +347,12 @@ def whisper(sid: str) -> str:
     return str(response)
 
 
-@bp.post("/twilio/whisper/answer")
+@bp.route("/twilio/whisper/answer", methods=WEBHOOK_METHODS)
 @webhook
 def whisper_answer(sid: str) -> str:
     service = svc()
     parent = request.args.get("parent", "")
-    if request.form.get("Digits") == "1" and CALL_SID.match(parent):
+    if twilio_params().get("Digits") == "1" and CALL_SID.match(parent):
         service.store.append_log(parent, {"kind": "note", "fact": "agent_accepted", "agent_call": sid,
                                           "turn": _int(request.args.get("t"))})
         return only()  # an empty answer bridges the two calls
@@ -362,12 +368,12 @@ def _int(value) -> int | None:
 
 # --- status and music ------------------------------------------------------------
 
-@bp.post("/twilio/status")
+@bp.route("/twilio/status", methods=WEBHOOK_METHODS)
 @webhook
 def status(sid: str) -> str:
     """The call ended. If we had not hung up, the caller did (before our goodbye, or during its pause)."""
     service = svc()
-    if request.form.get("CallStatus") not in FINAL_STATUSES:
+    if twilio_params().get("CallStatus") not in FINAL_STATUSES:
         return only()
     for _ in range(3):  # a webhook of the same call may be saving at this moment: try again
         row = service.store.get_call(sid)
@@ -382,8 +388,8 @@ def status(sid: str) -> str:
         if service.store.advance(sid, expected, state.to_dict(), only()):
             log_notes(sid, turn.notes, state.turn)
             break
-    service.store.append_log(sid, {"kind": "note", "fact": "call_ended", "status": request.form.get("CallStatus"),
-                                   "duration": _number(request.form.get("CallDuration"))})
+    service.store.append_log(sid, {"kind": "note", "fact": "call_ended", "status": twilio_params().get("CallStatus"),
+                                   "duration": _number(twilio_params().get("CallDuration"))})
     return only()
 
 
