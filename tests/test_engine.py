@@ -388,3 +388,11 @@ def test_a_hold_one_second_over_its_promise_is_a_breach():
     call.press("1")
     call.send(ev.HoldEnded("limit", waited=61))
     assert call.facts("hold_ended")[-1]["breach"] is True
+
+
+@pytest.mark.parametrize("answer, agreed", [("好的", True), ("可以", True), ("行", True), ("OK", True),
+                                            ("ok吧", True), ("不行", False), ("不用了", False), ("2", False)])
+def test_consent_words(answer, agreed):
+    call = to_hold(Call())
+    call.press(answer) if answer.isdigit() else call.say(answer)
+    assert call.facts("consent")[-1]["given"] is agreed
