@@ -396,3 +396,17 @@ def test_consent_words(answer, agreed):
     call = to_hold(Call())
     call.press(answer) if answer.isdigit() else call.say(answer)
     assert call.facts("consent")[-1]["given"] is agreed
+
+
+def test_e10_a_flow_may_choose_where_an_unanswered_transfer_goes(tmp_path):
+    text = ZH.read_text(encoding="utf-8").replace("      if_declined: main_menu\n    next: anything_else\n\n  complaint",
+                                                  "      if_declined: main_menu\n      if_unanswered: agent\n"
+                                                  "    next: anything_else\n\n  complaint")
+    (tmp_path / "callers.yaml").write_text((FLOWS / "callers.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    (tmp_path / "flow.yaml").write_text(text, encoding="utf-8")
+    call = Call(tmp_path / "flow.yaml")
+    call.press("2")
+    call.press("1")
+    call.send(ev.TransferEnded("busy"))
+    assert call.said[0] == "非常抱歉,现在暂时没有同事能接听您的电话。"
+    assert call.said[1].startswith("为了更好地为您服务") and call.state.step == "agent"

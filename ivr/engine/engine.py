@@ -457,6 +457,10 @@ class _Run:
         if ok:
             TransferMachine(self).connected()
             return self.enter(self.step.next)
+        if self.step.transfer.if_unanswered:  # the flow chose its own way on, after the apology (E10)
+            self.turn.say(self.text(self.etiquette.transfer.unanswered_apology))
+            TransferMachine(self).leave()
+            return self.enter(self.step.transfer.if_unanswered)
         TransferMachine(self).not_connected()
 
     # recording (E15)

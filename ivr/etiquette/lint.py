@@ -186,7 +186,7 @@ def dotted(path) -> str:
 
 ETIQUETTE_TEXTS = [(ladder, "final") for ladder in LADDERS] + [
     ("repeat_louder", "apology"), ("consent", "hint"), ("goodbye", "say"), ("hold", "check_in"),
-    ("hold", "returning"), ("hold", "at_limit"), ("hold", "declined"), ("transfer", "unanswered"),
+    ("hold", "returning"), ("hold", "at_limit"), ("hold", "declined"), ("transfer", "unanswered"), ("transfer", "unanswered_apology"),
     ("transfer", "connecting"), ("apology",)]  # transfer.whisper_accept is for the agent, not the caller
 
 

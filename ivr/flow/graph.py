@@ -149,9 +149,12 @@ def _ways_out(step, flow) -> list[tuple[str, str, bool]]:
                 (offers.leave_message, "at limit, 3: message", False)]
     elif kind == "transfer":
         out += [(step.next, f"{yes}, after the call", False),
-                (step.transfer.if_declined or step.next, no, False),
-                (offers.call_back, "no answer, 3: call back", False),
-                (offers.leave_message, "no answer, 2: message", False)]
+                (step.transfer.if_declined or step.next, no, False)]
+        if step.transfer.if_unanswered:
+            out.append((step.transfer.if_unanswered, "no answer (after an apology)", False))
+        else:
+            out += [(offers.call_back, "no answer, 3: call back", False),
+                    (offers.leave_message, "no answer, 2: message", False)]
     elif kind == "branch":
         out += [(dst, case_label(step.branch.variable, value), False) for value, dst in step.branch.cases.items()]
         out.append((step.branch.otherwise, "otherwise", False))

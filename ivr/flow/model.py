@@ -105,6 +105,7 @@ class TransferDefaults(Strict):
     ring_limit: Duration = 30
     unanswered: Text = ("We are very sorry, nobody is free to take your call right now. To try again, "
                         "press 1. To leave a message, press 2. For a call back, press 3.")
+    unanswered_apology: Text = "We are very sorry, nobody is free to take your call right now."
     whisper_accept: Text = "Press 1 to accept this call."
     connecting: Text = "Connecting you now. Please hold the line."
 
@@ -160,6 +161,8 @@ class Transfer(Strict):
     ring_limit: Duration | None = None
     whisper: Text | None = Field(None, description="what the agent hears before accepting")
     if_declined: StepName | None = None
+    if_unanswered: StepName | None = Field(
+        None, description="after the apology, go here instead of offering try again / message / call back")
 
 
 class Record(Strict):
