@@ -410,3 +410,14 @@ def test_e10_a_flow_may_choose_where_an_unanswered_transfer_goes(tmp_path):
     call.send(ev.TransferEnded("busy"))
     assert call.said[0] == "非常抱歉,现在暂时没有同事能接听您的电话。"
     assert call.said[1].startswith("为了更好地为您服务") and call.state.step == "agent"
+
+
+def test_e9_a_flow_may_choose_where_the_hold_limit_leads(tmp_path):
+    text = ZH.read_text(encoding="utf-8").replace("      if_declined: arrange_call_back\n",
+                                                  "      if_declined: arrange_call_back\n      if_limit: agent\n")
+    (tmp_path / "callers.yaml").write_text((FLOWS / "callers.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    (tmp_path / "flow.yaml").write_text(text, encoding="utf-8")
+    call = to_hold(Call(tmp_path / "flow.yaml"))
+    call.press("1")
+    call.send(ev.HoldEnded("limit", waited=60))
+    assert call.said[0] == "让您久等了,感谢您的耐心等待。" and call.state.step == "agent"

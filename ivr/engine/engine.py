@@ -429,6 +429,10 @@ class _Run:
         if event.result == "served":
             HoldMachine(self).served()
             return self.enter(self.step.next)
+        if event.result == "limit" and hold.if_limit:  # the flow's own way on, after the thanks (E9)
+            self.turn.say(self.text(self.etiquette.hold.returning))
+            HoldMachine(self).leave()
+            return self.enter(hold.if_limit)
         if event.result == "limit":
             return HoldMachine(self).limit_reached()
         raise EngineError(f"hold in queue '{hold.queue}' failed ({event.result})")

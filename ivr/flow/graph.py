@@ -145,8 +145,11 @@ def _ways_out(step, flow) -> list[tuple[str, str, bool]]:
         else:
             out += [(offers.call_back, f"{no}, then 2: call back", False),
                     (offers.leave_message, f"{no}, then 3: message", False)]
-        out += [(offers.call_back, "at limit, 2: call back", False),
-                (offers.leave_message, "at limit, 3: message", False)]
+        if step.hold.if_limit:
+            out.append((step.hold.if_limit, "at limit (after the thanks)", False))
+        else:
+            out += [(offers.call_back, "at limit, 2: call back", False),
+                    (offers.leave_message, "at limit, 3: message", False)]
     elif kind == "transfer":
         out += [(step.next, f"{yes}, after the call", False),
                 (step.transfer.if_declined or step.next, no, False)]

@@ -172,6 +172,8 @@ def step_targets(step) -> list[tuple[tuple, str]]:
         spec = getattr(step, kind)
         if spec and spec.if_declined:
             out.append(((kind, "if_declined"), spec.if_declined))
+    if step.hold and step.hold.if_limit:
+        out.append((("hold", "if_limit"), step.hold.if_limit))
     if step.transfer and step.transfer.if_unanswered:
         out.append((("transfer", "if_unanswered"), step.transfer.if_unanswered))
     if step.branch:

@@ -152,6 +152,8 @@ class Hold(Strict):
     check_in: Text | None = None
     music: str | None = None
     if_declined: StepName | None = None
+    if_limit: StepName | None = Field(
+        None, description="at the limit, after 'thank you for waiting', go here instead of the built-in choice")
 
 
 class Transfer(Strict):
