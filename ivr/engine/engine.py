@@ -15,7 +15,7 @@ from ivr.engine import actions as act
 from ivr.engine import events as ev
 from ivr.engine.actions import Turn
 from ivr.engine.speech import speech_seconds
-from ivr.engine.machines import EndingMachine, HoldMachine, ListenLadder, TransferMachine
+from ivr.engine.machines import MACHINES, EndingMachine, HoldMachine, ListenLadder, TransferMachine
 from ivr.engine.state import CallState
 from ivr.flow.load import LoadedFlow
 from ivr.flow.model import Etiquette, Step
@@ -216,7 +216,7 @@ class _Run:
             self.turn.note("call_back_requested", caller=self.state.caller)
             return step.next
         if kind == "menu":
-            self._prompt_and_listen(self.text(step.menu.prompt), self._menu_hints())
+            self._prompt_and_listen(self.text(step.menu.prompt))
             return None
         if kind == "record":
             rec = step.record
@@ -224,26 +224,22 @@ class _Run:
             self.turn.actions.append(act.Record(rec.max_length, rec.finish_keys))
             self.state.phase = "recording"
             return None
-        machine = {"hold": HoldMachine, "transfer": TransferMachine, "goodbye": EndingMachine}[kind]
-        machine(self)  # runs the initial state's entry action
+        MACHINES[kind](self)  # runs the initial state's entry action
         return None
 
-    def _prompt_and_listen(self, *texts_and_hints) -> None:
-        *texts, hints = texts_and_hints
+    def _prompt_and_listen(self, *texts: str) -> None:
         self.turn.say(*texts)
-        self._listen(hints, texts)
+        self.state.last_said = [t for t in texts if t]  # what E7 repeats louder
+        self._listen()
 
-    def _listen(self, hints=(), texts=None, timeout=None) -> None:
-        ladder = self.etiquette.silence
-        if texts is not None:
-            self.state.last_said = [t for t in texts if t]
-        keys = self._keys_listened_for()
-        lengths = {len(k) for k in keys}
-        self.turn.actions.append(act.Listen(timeout or ladder.listen, tuple(hints),
+    def _listen(self, timeout=None) -> None:
+        """Listen for the choices offered here: speech hints are their words; with keys all of one
+        length, Twilio can answer as soon as they are pressed."""
+        choices = self._choices()
+        lengths = {len(keys) for keys, _ in choices if keys}
+        self.turn.actions.append(act.Listen(timeout or self.etiquette.silence.listen,
+                                            tuple(w for _, words in choices for w in words),
                                             lengths.pop() if len(lengths) == 1 else None))
-
-    def _keys_listened_for(self) -> list[str]:
-        return [k for k, _ in self._choices() if k]
 
     # --- choices offered at the current listening point -----------------------
     def _choices(self) -> list[tuple[str | None, list[str]]]:
@@ -261,9 +257,6 @@ class _Run:
         if step.kind == "transfer" and phase == "unanswered":
             return [("1", []), ("2", []), ("3", [])]
         return []
-
-    def _menu_hints(self) -> list[str]:
-        return [w for o in self.step.menu.options for w in o.words]
 
     def _match(self, event) -> int | None:
         choices = self._choices()
@@ -318,7 +311,7 @@ class _Run:
                 return self._repeat_louder()
             if self.step.kind == "menu" and event.digits == et.menu_repeat_keys:
                 self.turn.note("menu_repeated")
-                return self._prompt_and_listen(self.text(self.step.menu.prompt), self._menu_hints())
+                return self._prompt_and_listen(self.text(self.step.menu.prompt))
         choice = self._match(event)
         if choice is None:
             return self._miss("not_understood")
@@ -331,10 +324,7 @@ class _Run:
         self.turn.note("repeated_louder")
         self.turn.say(self.etiquette.repeat_louder.apology)
         self.turn.say(*self.state.last_said, louder=True)
-        self._listen(self._hints_here())
-
-    def _hints_here(self) -> list[str]:
-        return [w for _, words in self._choices() for w in words]
+        self._listen()
 
     def _miss(self, ladder: str) -> None:
         self.ladder = ladder
@@ -358,13 +348,13 @@ class _Run:
     def say_retry(self) -> None:
         self.turn.say(self.text(self._ladder().retries[self.state.misses[self.ladder] - 1]))
         self.turn.note("retry", ladder=self.ladder, count=self.state.misses[self.ladder])
-        self._listen(self._hints_here())
+        self._listen()
 
     def say_final(self) -> None:
         ladder = self._ladder()
         self.turn.say(self.text(ladder.final))
         self.turn.note("final_words", ladder=self.ladder)
-        self._listen(self._hints_here(), timeout=ladder.final_listen)
+        self._listen(timeout=ladder.final_listen)
 
     def move_on(self) -> None:
         self.enter(self._ladder().then)
@@ -403,11 +393,7 @@ class _Run:
     # HoldMachine entry actions
     def ask_hold(self) -> None:
         hold = self.step.hold
-        self._prompt_and_listen(self.text(hold.reason), self.text(hold.ask),
-                                self.etiquette.consent.hint, self._consent_hints())
-
-    def _consent_hints(self) -> list[str]:
-        return self.etiquette.consent.yes_words + self.etiquette.consent.no_words
+        self._prompt_and_listen(self.text(hold.reason), self.text(hold.ask), self.etiquette.consent.hint)
 
     def start_hold(self) -> None:
         hold = self.step.hold
@@ -416,10 +402,10 @@ class _Run:
         self.turn.actions.append(act.Hold(hold.queue, hold.limit))
 
     def offer_at_limit(self) -> None:
-        self._prompt_and_listen(self.text(self.etiquette.hold.at_limit), [])
+        self._prompt_and_listen(self.text(self.etiquette.hold.at_limit))
 
     def offer_instead_of_hold(self) -> None:
-        self._prompt_and_listen(self.text(self.etiquette.hold.declined), [])
+        self._prompt_and_listen(self.text(self.etiquette.hold.declined))
 
     def _hold_ended(self, event) -> None:
         self._expect(event, ev.HoldEnded)
@@ -440,8 +426,7 @@ class _Run:
     # TransferMachine entry actions
     def ask_transfer(self) -> None:
         tr = self.step.transfer
-        self._prompt_and_listen(self.text(tr.reason), self.text(tr.ask),
-                                self.etiquette.consent.hint, self._consent_hints())
+        self._prompt_and_listen(self.text(tr.reason), self.text(tr.ask), self.etiquette.consent.hint)
 
     def ring(self) -> None:
         tr = self.step.transfer
@@ -451,7 +436,7 @@ class _Run:
         self.turn.actions.append(act.Transfer(tr.to, limit))
 
     def offer_after_no_answer(self) -> None:
-        self._prompt_and_listen(self.text(self.etiquette.transfer.unanswered), [])
+        self._prompt_and_listen(self.text(self.etiquette.transfer.unanswered))
 
     def _transfer_ended(self, event) -> None:
         self._expect(event, ev.TransferEnded)
