@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from ivr.flow import FlowError, load_flow
+from ivr.store import StoreError
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_FLOW = REPO / "call_flows" / "bank_hotline.yaml"
@@ -141,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except FlowError as exc:
         print(exc, file=sys.stderr)
+        return 1
+    except StoreError as exc:
+        print(f"ivr {args.command}: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

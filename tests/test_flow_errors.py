@@ -195,3 +195,10 @@ def test_shipped_flows_pass_the_published_schema(flow):
     jsonschema.validate(data, schema)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({**data, "steps": {"x": {"say": "hi", "nxt": "y"}}}, schema)
+
+
+@pytest.mark.parametrize("store", ["foo://x", "redis://127.0.0.1:1/0"])
+def test_serve_with_a_bad_store_says_so_without_traceback(store):
+    result = run_ivr("serve", "--store", store, "--port", "1")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("ivr serve: ") and "sqlite:///calls.db" in result.stderr

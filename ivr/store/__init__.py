@@ -13,7 +13,7 @@ def open_store(url: str) -> CallStore:
     if url.startswith(("redis:", "rediss:", "unix:")):
         from ivr.store.redis import RedisStore
         return RedisStore(url)
-    raise ValueError(f"unknown store '{url}': use sqlite:///calls.db, redis://127.0.0.1:6379/0 or memory://")
+    raise StoreError(f"unknown store '{url}': use sqlite:///calls.db, redis://127.0.0.1:6379/0 or memory://")
 
 
 __all__ = ["CallStore", "MemoryStore", "StoreError", "open_store"]
