@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from ivr.flow import FlowError, load_flow
+from ivr.flow.load import flows_in
 from ivr.store import StoreError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -31,14 +32,7 @@ DELEGATED = {
 
 def flow_paths(items: list[str]) -> list[Path]:
     """Files as given; directories expand to their *.yaml flows (not caller directories)."""
-    out = []
-    for item in items:
-        path = Path(item)
-        if path.is_dir():
-            out += [p for p in sorted(path.glob("*.yaml")) if "steps:" in p.read_text(encoding="utf-8")]
-        else:
-            out.append(path)
-    return out
+    return [p for item in items for p in (flows_in(item) if Path(item).is_dir() else [Path(item)])]
 
 
 def cmd_validate(args) -> int:

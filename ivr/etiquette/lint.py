@@ -22,7 +22,7 @@ from typing import Callable
 import yaml
 
 from ivr.flow import FlowError, LoadedFlow, Problem, load_flow
-from ivr.flow.load import LADDERS, language_pack, step_targets
+from ivr.flow.load import LADDERS, flows_in, is_flow_file, language_pack, step_targets
 from ivr.flow.model import Etiquette, Flow, Step
 
 RULES_DIR = Path(__file__).resolve().parent / "rules"
@@ -641,21 +641,12 @@ def _rules_finding(exc: RulesError) -> Finding:
                    "fix the rules file (same layout as ivr/etiquette/rules/cmn-CN.yaml)")
 
 
-def is_flow_file(path: Path) -> bool:
-    """A flow has `steps:`; other YAML next to flows (callers.yaml) is skipped."""
-    try:
-        return re.search(r"^steps\s*:", path.read_text(encoding="utf-8"), re.M) is not None
-    except (OSError, UnicodeDecodeError):
-        return True  # let the loader say what is wrong with it
-
-
 def flow_files(paths) -> tuple[list[Path], list[Finding]]:
     """The flow files named or found (*.yaml, *.yml) in the named directories."""
     files, missing = [], []
     for p in map(Path, paths):
         if p.is_dir():
-            found = sorted({*p.glob("*.yaml"), *p.glob("*.yml")})
-            files += [f for f in found if is_flow_file(f)]
+            files += flows_in(p)
         elif p.exists() and not is_flow_file(p):
             missing.append(Finding("load", "not-a-flow", "warning", str(p), 1, 1,
                                    "this file has no `steps:`, so it is not a flow; it was skipped",

@@ -6,6 +6,7 @@ and what would be right, so `ivr validate` can print it without a traceback.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -43,6 +44,20 @@ def merge(base: dict, over: dict) -> dict:
     for key, value in (over or {}).items():
         out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
     return out
+
+
+def is_flow_file(path: Path) -> bool:
+    """A flow has `steps:`; other YAML next to flows (callers.yaml) is not one."""
+    try:
+        return re.search(r"^steps\s*:", path.read_text(encoding="utf-8"), re.M) is not None
+    except (OSError, UnicodeDecodeError):
+        return True  # let the loader say what is wrong with it
+
+
+def flows_in(directory: str | Path) -> list[Path]:
+    """The flow files (*.yaml, *.yml) of a folder, in name order."""
+    directory = Path(directory)
+    return [p for p in sorted({*directory.glob("*.yaml"), *directory.glob("*.yml")}) if is_flow_file(p)]
 
 
 def load_flow(path: str | Path) -> LoadedFlow:

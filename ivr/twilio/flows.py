@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ivr.engine.engine import Engine
 from ivr.flow import FlowError, load_flow, load_flow_text
+from ivr.flow.load import flows_in
 from ivr.store import CallStore
 
 log = logging.getLogger("ivr.flows")
@@ -40,8 +41,7 @@ class FlowRegistry:
 
     @classmethod
     def from_dir(cls, directory: str | Path, store: CallStore) -> "FlowRegistry":
-        paths = [p for p in sorted(Path(directory).glob("*.yaml")) if _looks_like_flow(p)]
-        return cls(paths, store)
+        return cls(flows_in(directory), store)
 
     def _load(self, path: Path) -> Engine:
         loaded = load_flow(path)
@@ -95,11 +95,3 @@ class FlowRegistry:
             with self._lock:
                 self._by_version[version] = engine
         return engine
-
-
-def _looks_like_flow(path: Path) -> bool:
-    """A caller directory sits beside the flows; a flow is a YAML file with `steps:`."""
-    try:
-        return any(line.startswith("steps:") for line in path.read_text(encoding="utf-8").splitlines())
-    except (OSError, UnicodeDecodeError):
-        return True  # let the loader report it
