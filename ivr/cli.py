@@ -9,6 +9,7 @@ import argparse
 import importlib
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -140,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     except StoreError as exc:
         print(f"ivr {args.command}: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # output piped into `head` and cut short: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         return 130
 
