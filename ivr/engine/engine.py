@@ -87,7 +87,7 @@ class Engine:
         the next check-in, a check-in every interval, and leaving the queue at the limit."""
         step = self.flow.steps[state.step]
         hold, defaults = step.hold, self.etiquette(step).hold
-        limit = hold.limit or 60
+        limit = hold.limit  # required: the loader refuses a hold without one (E9)
         every = hold.check_in_every or defaults.check_in_every
         remaining = limit - queue_time
         if remaining < 1:

@@ -186,6 +186,15 @@ def mermaid_escape(text: str) -> str:
     return "".join(_MERMAID_ESCAPES.get(ch, ch) for ch in text)
 
 
+def label_lines(node, escape, heard_format: str) -> list[str]:
+    """A step's box, whatever the format: its name in bold, its kind and facts, what the caller hears."""
+    kind = " · ".join(p for p in (f"{ICONS[node.kind]} {node.kind}", node.facts) if p)
+    lines = [f"<b>{escape(node.name)}</b>", escape(kind)]
+    if node.heard:
+        lines.append(heard_format.format(escape(node.heard)))
+    return lines
+
+
 def to_mermaid(loaded: LoadedFlow) -> str:
     graph = build(loaded)
     lines = [f"%% {graph.title}: solid arrows are what the caller does, "
@@ -194,11 +203,7 @@ def to_mermaid(loaded: LoadedFlow) -> str:
         if node.kind == "special":
             lines.append(f'    {node.id}(["{mermaid_escape(SPECIAL[node.id])}"])')
             continue
-        parts = [f"<b>{mermaid_escape(node.name)}</b>",
-                 mermaid_escape(" · ".join(p for p in (f"{ICONS[node.kind]} {node.kind}", node.facts) if p))]
-        if node.heard:
-            parts.append(f"“{mermaid_escape(node.heard)}”")
-        lines.append(f'    {node.id}["{"<br/>".join(parts)}"]')
+        lines.append(f'    {node.id}["{"<br/>".join(label_lines(node, mermaid_escape, "“{}”"))}"]')
     for edge in graph.edges:
         arrow = "-.->" if edge.dashed else "-->"
         label = f'|"{mermaid_escape(edge.label)}"|' if edge.label else ""
@@ -237,11 +242,9 @@ def to_dot(loaded: LoadedFlow) -> str:
             lines.append(f'    {node.id} [label={dot_quote(SPECIAL[node.id])}, shape=box, '
                          f'style="rounded,filled,dashed", fillcolor="#f6f6f6"];')
             continue
-        parts = [f"<b>{dot_html(node.name)}</b>",
-                 dot_html(" · ".join(p for p in (f"{ICONS[node.kind]} {node.kind}", node.facts) if p))]
-        if node.heard:
-            parts.append(f'<font point-size="10" color="#333333">“{dot_html(node.heard)}”</font>')
-        lines.append(f'    {node.id} [label=<{"<br/>".join(parts)}>, fillcolor="{FILL.get(node.kind, "#ffffff")}"];')
+        heard = '<font point-size="10" color="#333333">“{}”</font>'
+        lines.append(f'    {node.id} [label=<{"<br/>".join(label_lines(node, dot_html, heard))}>, '
+                     f'fillcolor="{FILL.get(node.kind, "#ffffff")}"];')
     for edge in graph.edges:
         attrs = [f"label={dot_quote(edge.label)}"] if edge.label else []
         if edge.dashed:

@@ -25,6 +25,7 @@ from flask import Blueprint, Flask, Response, abort, current_app, g, request
 from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
+from ivr.engine import actions as act
 from ivr.engine import events as ev
 from ivr.engine.engine import Engine
 from ivr.engine.state import CallState
@@ -303,10 +304,11 @@ def hold_wait(sid: str) -> str:
     engine = service.registry.for_version(state.flow_version) if state else None
     if engine is None or state.phase != "holding":
         return only("leave")  # the Enqueue action then apologises
-    actions = engine.hold_wait(state, _number(twilio_params().get("QueueTime")))
-    if any(type(a).__name__ == "Say" for a in actions):
+    queue_time = _number(twilio_params().get("QueueTime"))
+    actions = engine.hold_wait(state, queue_time)
+    if any(isinstance(a, act.Say) for a in actions):
         service.store.append_log(sid, {"kind": "note", "fact": "check_in", "turn": state.turn,
-                                       "queue_time": _number(twilio_params().get("QueueTime"))})
+                                       "queue_time": queue_time})
     return service.renderer(engine).render(actions, sid, state.turn)
 
 
