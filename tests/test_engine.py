@@ -59,6 +59,15 @@ class Call:
         return [n for n in self.notes if n["fact"] == name]
 
 
+def edited_zh(tmp_path, old, new):
+    """A copy of the Mandarin flow with one edit (and its caller directory beside it)."""
+    text = ZH.read_text(encoding="utf-8")
+    assert old in text
+    (tmp_path / "callers.yaml").write_text((FLOWS / "callers.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    (tmp_path / "flow.yaml").write_text(text.replace(old, new), encoding="utf-8")
+    return tmp_path / "flow.yaml"
+
+
 def listens(call, seconds=5):
     assert isinstance(call.last, act.Listen), call.actions
     assert call.last.timeout == seconds
@@ -399,12 +408,9 @@ def test_consent_words(answer, agreed):
 
 
 def test_e10_a_flow_may_choose_where_an_unanswered_transfer_goes(tmp_path):
-    text = ZH.read_text(encoding="utf-8").replace("      if_declined: main_menu\n    next: anything_else\n\n  complaint",
-                                                  "      if_declined: main_menu\n      if_unanswered: agent\n"
-                                                  "    next: anything_else\n\n  complaint")
-    (tmp_path / "callers.yaml").write_text((FLOWS / "callers.yaml").read_text(encoding="utf-8"), encoding="utf-8")
-    (tmp_path / "flow.yaml").write_text(text, encoding="utf-8")
-    call = Call(tmp_path / "flow.yaml")
+    call = Call(edited_zh(tmp_path, "      if_declined: main_menu\n    next: anything_else\n\n  complaint",
+                          "      if_declined: main_menu\n      if_unanswered: agent\n"
+                          "    next: anything_else\n\n  complaint"))
     call.press("2")
     call.press("1")
     call.send(ev.TransferEnded("busy"))
@@ -413,11 +419,8 @@ def test_e10_a_flow_may_choose_where_an_unanswered_transfer_goes(tmp_path):
 
 
 def test_e9_a_flow_may_choose_where_the_hold_limit_leads(tmp_path):
-    text = ZH.read_text(encoding="utf-8").replace("      if_declined: arrange_call_back\n",
-                                                  "      if_declined: arrange_call_back\n      if_limit: agent\n")
-    (tmp_path / "callers.yaml").write_text((FLOWS / "callers.yaml").read_text(encoding="utf-8"), encoding="utf-8")
-    (tmp_path / "flow.yaml").write_text(text, encoding="utf-8")
-    call = to_hold(Call(tmp_path / "flow.yaml"))
+    call = to_hold(Call(edited_zh(tmp_path, "      if_declined: arrange_call_back\n",
+                                  "      if_declined: arrange_call_back\n      if_limit: agent\n")))
     call.press("1")
     call.send(ev.HoldEnded("limit", waited=60))
     assert call.said[0] == "让您久等了,感谢您的耐心等待。" and call.state.step == "agent"
