@@ -82,6 +82,17 @@ def test_a_forged_signature_gets_403_and_a_clear_report():
     assert result.transcript.heard() == []
 
 
+def test_without_a_token_the_simulator_calls_a_server_that_checks_none(monkeypatch):
+    """The README's `./dev serve` then `ivr simulate --url ...`: neither side has a token."""
+    monkeypatch.delenv("TWILIO_AUTH_TOKEN", raising=False)
+    app = create_app([str(ZH)], store=MemoryStore(), auth_token="")
+    result = Call(InProcessTransport(app, None), Scripted(act.Press("9"))).run()
+    assert result.error is None and "欢迎致电" in " ".join(line.text for line in result.transcript.heard())
+    guarded = create_app([str(ZH)], store=MemoryStore(), auth_token=TOKEN)
+    refused = Call(InProcessTransport(guarded, None), Scripted()).run()
+    assert "403" in refused.error and "none if neither is set" in refused.error
+
+
 # --- URLs --------------------------------------------------------------------------------------
 
 def test_relative_urls_resolve_against_the_document_that_holds_them():

@@ -26,14 +26,16 @@ class Reply:
         return self.body.decode("utf-8", errors="replace")
 
 
+UNSET_TOKEN = "no-token-given"
+
+
 class Transport:
     base_url: str
 
-    def __init__(self, token: str):
-        if not token:
-            raise SimulatorError("no auth token to sign requests with: pass --token or set TWILIO_AUTH_TOKEN "
-                                 "(the server's token, so it accepts the simulator's signatures)")
-        self.signer = RequestValidator(token)
+    def __init__(self, token: str | None):
+        # A server started without TWILIO_AUTH_TOKEN (./dev serve) checks no signature: any token will do.
+        # A server with one refuses the wrong token with 403, which send() explains.
+        self.signer = RequestValidator(token or UNSET_TOKEN)
 
     def signature(self, url: str, params: dict) -> str:
         return self.signer.compute_signature(url, params)
@@ -48,8 +50,8 @@ class Transport:
         if reply.status == 403:
             raise SimulatorError(
                 f"{method} {url} was refused with 403: the app did not accept the X-Twilio-Signature. "
-                "The simulator signs with the token it was given (--token or TWILIO_AUTH_TOKEN); "
-                "it must be the server's TWILIO_AUTH_TOKEN.")
+                "The simulator signs with the token it was given (--token or TWILIO_AUTH_TOKEN, none if neither "
+                "is set); it must be the server's TWILIO_AUTH_TOKEN.")
         if reply.status >= 400:
             raise SimulatorError(f"{method} {url} answered {reply.status}: {reply.text.strip()[:300]}")
         return reply
