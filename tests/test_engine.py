@@ -56,7 +56,7 @@ class Call:
         return self.actions[-1]
 
     def facts(self, name):
-        return [n for n in self.notes if n["fact"] == name]
+        return [n.to_dict() for n in self.notes if n.to_dict()["fact"] == name]
 
 
 def edited_zh(tmp_path, old, new):
@@ -291,17 +291,16 @@ def test_e10_warm_transfer_asks_whispers_and_hands_over_only_when_accepted():
     assert call.last == act.Transfer("+861095500001", 30)
     whisper = call.engine.whisper(call.state)
     assert "来电号码+8613800138000" in whisper and "张先生" in whisper and whisper.endswith("接听请按1。")
-    call.send(ev.TransferEnded("completed", accepted=True))
+    call.send(ev.TransferEnded("connected"))
     assert "还有其他可以帮助您的吗" in call.text
     assert call.facts("transfer_ended")[-1]["outcome"] == "connected"
 
 
-@pytest.mark.parametrize("status, accepted, outcome", [("no-answer", False, "no-answer"), ("busy", False, "busy"),
-                                                        ("completed", False, "declined")])
-def test_e10_nobody_takes_the_call_apology_and_choice(status, accepted, outcome):
+@pytest.mark.parametrize("outcome", ["no_answer", "busy", "declined", "failed"])
+def test_e10_nobody_takes_the_call_apology_and_choice(outcome):
     call = to_transfer(Call())
     call.press("1")
-    call.send(ev.TransferEnded(status, accepted))
+    call.send(ev.TransferEnded(outcome))
     assert call.said == ["非常抱歉,现在暂时没有同事能接听您的电话。重新转接请按1,留言请按2,需要我们给您回电请按3。"]
     assert call.facts("transfer_ended")[-1]["outcome"] == outcome
     call.press("1")
@@ -317,7 +316,7 @@ def test_e10_declined_transfer_goes_back_to_the_menu():
 def test_e10_unanswered_then_call_back():
     call = to_transfer(Call(EN))
     call.press("1")
-    call.send(ev.TransferEnded("no-answer"))
+    call.send(ev.TransferEnded("no_answer"))
     call.press("3")
     assert "arranged a call back" in call.text and call.facts("call_back_requested")
 

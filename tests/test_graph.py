@@ -118,7 +118,7 @@ def test_every_step_and_every_way_out(fmt, path, quirky):
     assert len(set(names.values())) == len(names)
     assert any(s == graph.START and names.get(d) == flow.start for s, d, _, _ in edges)
     for name, step in flow.steps.items():
-        for where, dest in step_targets(step):
+        for where, dest in step_targets(step, flow):
             assert has_edge(edges, names, name, dest, expected_label(flow, step, where)), (name, where, dest)
         if step.kind == "hold":
             assert has_edge(edges, names, name, flow.offers.call_back, "at limit")

@@ -214,7 +214,7 @@ def test_transfers_consent_and_outcome(cards):
     assert [(t["consent"], t["outcome"], t["agent_accepted"]) for t in ok] == [(True, "connected", True)]
     assert ok[0]["to"] == "+861095500001" and ok[0]["ring_limit"] == 30
     unanswered = cards["transfer_no_answer"]
-    assert [(t["consent"], t["outcome"]) for t in unanswered["transfers"]] == [(True, "no-answer")]
+    assert [(t["consent"], t["outcome"]) for t in unanswered["transfers"]] == [(True, "no_answer")]
     assert [m["url"] for m in unanswered["messages"]] == ["https://api.twilio.com/rec/RE4"]
     assert unanswered["complaints"] == []
     refused = cards["transfer_refused"]
@@ -301,7 +301,7 @@ def test_per_flow_sums(report):
     assert s["mean_promise_s"] == 60.0
     assert (s["hold_consent_asked"], s["hold_consent_given"]) == (3, 3)
     assert s["transfers"] == 2
-    assert {k: v for k, v in s["transfers_by_outcome"].items() if v} == {"connected": 1, "no-answer": 1,
+    assert {k: v for k, v in s["transfers_by_outcome"].items() if v} == {"connected": 1, "no_answer": 1,
                                                                         "no-consent": 1}
     assert (s["transfer_consent_asked"], s["transfer_consent_given"], s["transfer_consent_pct"]) == (3, 2, 66.7)
     assert s["hung_up_first"] == {"caller": 3, "engine": 3, "caller, before goodbye": 2,

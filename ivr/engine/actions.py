@@ -69,13 +69,13 @@ class Turn:
     """The engine's answer to one event: what to do, and what to note for the scorecard."""
 
     actions: list = field(default_factory=list)
-    notes: list = field(default_factory=list)  # dicts: {"fact": ..., ...}
+    notes: list = field(default_factory=list)  # typed facts (ivr.call.facts) for the call log
 
     def say(self, *texts: str, louder: bool = False) -> None:
         self.actions += [Say(t, louder) for t in texts if t]
 
-    def note(self, fact: str, **details) -> None:
-        self.notes.append({"fact": fact, **details})
+    def note(self, fact) -> None:
+        self.notes.append(fact)
 
     @property
     def waits_with(self):

@@ -22,14 +22,13 @@ class Silence:
 
 @dataclass(frozen=True)
 class HoldEnded:
-    result: str  # served | limit | hangup | error
+    result: str  # served (someone took the caller) | limit (the promised limit) | failed
     waited: float = 0.0
 
 
 @dataclass(frozen=True)
 class TransferEnded:
-    status: str  # completed | answered | no-answer | busy | failed | canceled
-    accepted: bool = False
+    outcome: str  # connected (the agent accepted) | declined | no_answer | busy | failed
 
 
 @dataclass(frozen=True)

@@ -1,131 +1,66 @@
-"""The small, fixed state machines of a call (python-statemachine).
+"""Running the small fixed python-statemachine machines of a call, cheaply.
 
-The flow graph is data the engine walks; these machines are the etiquette
-inside one step: the listening ladder, the hold, the transfer and the ending.
-They never grow with a flow, so a webhook costs the same for any flow size
-(DESIGN.md: building one machine per flow per webhook is too slow).
+The flow graph is data the engine walks; the machines are the etiquette inside
+one step (the listening ladder, the hold, the transfer, the ending), and their
+guards and transitions make the decisions. They never grow with a flow.
 
-A machine is built per event around a `StepContext` whose `phase` is the
-stored state: restoring does not re-run entry actions. Entry actions call back
-into the context, which knows the flow and the turn being built.
+Cost (DESIGN.md, issue 8): building a machine costs several times firing one,
+so each machine class is built once per worker thread and re-bound to the
+call at hand before each event: its state is read from, and written back to,
+the call's state. No machine has a final state: python-statemachine stops an
+instance that reaches one, and these instances live on for the next call.
 """
 from __future__ import annotations
 
-from statemachine import State, StateMachine
+import threading
+
+from statemachine import StateMachine
+from statemachine.exceptions import TransitionNotAllowed
+
+from ivr.engine.errors import EngineError
 
 
-class _Machine(StateMachine):
-    state_field = "phase"
+class Slot:
+    """What a machine instance is bound to: the state value and the run of the event at hand."""
 
-    def __init__(self, ctx):
-        super().__init__(model=ctx, state_field=self.state_field)
+    __slots__ = ("value", "run")
 
-
-class ListenLadder(_Machine):
-    """One listening window with the retries of E2/E3/E5/E6 and the last chance before hang-up."""
-
-    state_field = "listen_phase"  # a listening step also has its own phase (hold, transfer)
-
-    listening = State(initial=True)
-    retrying = State()
-    last_chance = State()  # final words said; still listening (E2 step 4)
-    moved_on = State(final=True)  # the ladder's `then` step takes over
-    given_up = State(final=True)
-
-    miss = (
-        listening.to(retrying, cond="retry_left")
-        | listening.to(moved_on, cond="has_then")
-        | listening.to(last_chance, cond="has_final")
-        | listening.to(given_up)
-        | retrying.to(retrying, cond="retry_left")
-        | retrying.to(moved_on, cond="has_then")
-        | retrying.to(last_chance, cond="has_final")
-        | retrying.to(given_up)
-        | last_chance.to(given_up)
-    )
-    heard = listening.to(listening) | retrying.to(listening) | last_chance.to(listening)
-
-    def on_enter_retrying(self):
-        self.model.say_retry()
-
-    def on_enter_last_chance(self):
-        self.model.say_final()
-
-    def on_enter_moved_on(self):
-        self.model.move_on()
-
-    def on_enter_given_up(self):
-        self.model.give_up()
+    def __init__(self):
+        self.value, self.run = None, None
 
 
-class HoldMachine(_Machine):
-    """E9: ask first, hold with check-ins and a limit, return politely, or offer another way."""
+class CallMachine(StateMachine):
+    """Base of the call's machines: callbacks reach the current run through `self.run`."""
 
-    asking = State(initial=True)
-    holding = State()
-    at_limit = State()
-    declined = State()
-    done = State(final=True)
+    state_field = "phase"  # which attribute of CallState holds this machine's state
 
-    agree = asking.to(holding)
-    refuse = asking.to(declined)
-    limit_reached = holding.to(at_limit)
-    keep_waiting = at_limit.to(holding)
-    served = holding.to(done)
-    leave = asking.to(done) | holding.to(done) | at_limit.to(done) | declined.to(done)
-
-    def on_enter_asking(self):
-        self.model.ask_hold()
-
-    def on_enter_holding(self):
-        self.model.start_hold()
-
-    def on_enter_at_limit(self):
-        self.model.offer_at_limit()
-
-    def on_enter_declined(self):
-        self.model.offer_instead_of_hold()
+    @property
+    def run(self):
+        return self.model.run
 
 
-class TransferMachine(_Machine):
-    """E10: ask first, ring with a limit, hand over only when the agent accepts, else apologise and offer."""
-
-    asking = State(initial=True)
-    ringing = State()
-    unanswered = State()
-    done = State(final=True)
-
-    agree = asking.to(ringing)
-    retry = unanswered.to(ringing)
-    connected = ringing.to(done)
-    not_connected = ringing.to(unanswered)
-    leave = asking.to(done) | ringing.to(done) | unanswered.to(done)
-
-    def on_enter_asking(self):
-        self.model.ask_transfer()
-
-    def on_enter_ringing(self):
-        self.model.ring()
-
-    def on_enter_unanswered(self):
-        self.model.offer_after_no_answer()
+_local = threading.local()
 
 
-class EndingMachine(_Machine):
-    """E11: thank, say goodbye, pause so the caller hangs up first, then hang up."""
+def fire(machine: type[CallMachine], run, event: str, **data) -> None:
+    """Send `event` (with `data` for the guards and actions) to `machine` bound to `run`'s call.
 
-    saying_goodbye = State(initial=True)
-    caller_hung_up = State(final=True)
-    we_hung_up = State(final=True)
-
-    pause_over = saying_goodbye.to(we_hung_up)
-    hung_up = saying_goodbye.to(caller_hung_up)
-
-    def on_enter_saying_goodbye(self):
-        self.model.say_goodbye()
-
-    def on_enter_we_hung_up(self):
-        self.model.hang_up()
-
-
-MACHINES = {"hold": HoldMachine, "transfer": TransferMachine, "goodbye": EndingMachine}
+    The stored value None is the machine's initial state. An unknown stored value, or an
+    event the current state has no transition for, is an EngineError (the caller hears the
+    apology and the fallback) rather than a silent no-op."""
+    instances = _local.__dict__.setdefault("machines", {})
+    instance = instances.get(machine)
+    if instance is None:
+        instance = instances[machine] = machine(model=Slot(), state_field="value")
+    slot, field = instance.model, machine.state_field
+    value = getattr(run.state, field) or machine.initial_state.value
+    if value not in machine.states_map:
+        raise EngineError(f"stored state '{value}' is not a state of {machine.__name__}")
+    slot.value, slot.run = value, run
+    try:
+        instance.send(event, **data)
+    except TransitionNotAllowed as exc:
+        raise EngineError(f"step '{run.state.step}': {machine.__name__} cannot '{event}' in state '{value}'") from exc
+    finally:
+        setattr(run.state, field, None if slot.value == machine.initial_state.value else slot.value)
+        slot.run = None

@@ -16,6 +16,7 @@ class CallState:
     misses: dict = field(default_factory=dict)  # ladder -> misses in this step
     variables: dict = field(default_factory=dict)
     last_said: list = field(default_factory=list)  # what the caller heard before the last listen (E7)
+    accepted_by: str | None = None  # the agent's call that accepted the transfer in progress (E10)
     turn: int = 0  # events handled; action URLs carry it so a duplicate is recognised
     ended: bool = False
 

@@ -23,6 +23,7 @@ import yaml
 
 from ivr.flow import FlowError, LoadedFlow, Problem, load_flow
 from ivr.flow.load import LADDERS, flows_in, is_flow_file, language_pack, step_targets
+from ivr.steps import KINDS
 from ivr.flow.model import Etiquette, Flow, Step
 
 RULES_DIR = Path(__file__).resolve().parent / "rules"
@@ -224,15 +225,12 @@ def changed(et: Etiquette, parent: Etiquette | None, *paths) -> bool:
     return parent is None or any(_get(et, p) != _get(parent, p) for p in paths)
 
 
-def step_texts(name: str, step: Step) -> list[tuple[tuple, str]]:
-    """(path, text) of everything this step says to the caller (not the agent's whisper)."""
-    at = ("steps", name)
-    fields = {"say": [("say",)], "menu": [("menu", "prompt")], "callback": [("callback", "say")],
-              "hold": [("hold", "reason"), ("hold", "ask"), ("hold", "check_in")],
-              "transfer": [("transfer", "reason"), ("transfer", "ask")],
-              "record": [("record", "empathy"), ("record", "prompt"), ("record", "reply_promise")],
-              "goodbye": [("goodbye",)]}.get(step.kind, [])
-    return [(at + path, _get(step, path)) for path in fields if _get(step, path)]
+def step_texts(name: str, step: Step, flow: Flow, opening: bool = False) -> list[tuple[tuple, str]]:
+    """(path, text) of everything this step says to the caller (not the agent's whisper);
+    with `opening`, only what is said as the step starts."""
+    kind = KINDS[step.kind]
+    texts = (kind.opening if opening else kind.texts)(getattr(step, step.kind), step, flow)
+    return [(("steps", name) + path, text) for path, text in texts]
 
 
 def prompts(lint: Lint) -> list[tuple[tuple, str]]:
@@ -241,7 +239,7 @@ def prompts(lint: Lint) -> list[tuple[tuple, str]]:
     flow = lint.flow
     out = []
     for name, step in flow.steps.items():
-        out += step_texts(name, step)
+        out += step_texts(name, step, flow)
     if flow.fallback.say:
         out.append((("fallback", "say"), flow.fallback.say))
     pack = etiquette_texts(_pack_etiquette(flow.language))
@@ -263,16 +261,12 @@ def openings(flow: Flow, limit: int = 200):
         if step is None or name in route or len(found) >= limit:
             return
         route = route + [name]
-        texts = step_texts(name, step)
-        if step.kind in ("say", "callback"):
-            walk(step.next, route, said + texts)
-        elif step.kind in ("lookup", "set"):
-            walk(step.next, route, said)
-        elif step.kind == "branch":
-            for dest in dict.fromkeys([*step.branch.cases.values(), step.branch.otherwise]):
-                walk(dest, route, said)
+        texts = step_texts(name, step, flow, opening=True)
+        if not KINDS[step.kind].listens and step.kind not in ("record", "goodbye"):  # say, callback, lookup, set, branch
+            for dest in dict.fromkeys(way.to for way in KINDS[step.kind].ways_out(step, flow)):
+                walk(dest, route, said + texts)
         else:
-            heard = texts[:2] if step.kind in ("hold", "transfer") else texts  # not the check-in
+            heard = texts
             if step.kind == "goodbye" and not texts:
                 heard = [(("etiquette", "goodbye", "say"), flow.etiquette.goodbye.say)]
             found.append((route, said, heard))
@@ -459,10 +453,8 @@ def e11_goodbye(lint: Lint) -> None:
 
 
 def successors(flow: Flow, step: Step) -> list[str]:
-    out = [dest for _, dest in step_targets(step)]
-    if step.kind in ("hold", "transfer"):  # the call back / message offers
-        out += [flow.offers.call_back, flow.offers.leave_message]
-    if step.kind in ("menu", "hold", "transfer") and step.etiquette is None:
+    out = [way.to for way in KINDS[step.kind].ways_out(step, flow)] + [d for _, d in step_targets(step, flow)]
+    if KINDS[step.kind].listens and step.etiquette is None:
         out += [getattr(flow.etiquette, ladder).then for ladder in LADDERS]
     return [d for d in out if d in flow.steps]
 
@@ -493,7 +485,7 @@ def e11_paths_end_with_goodbye(lint: Lint) -> None:
             report(path, dest)
     for name, step in flow.steps.items():
         if name in ends:
-            for path, dest in step_targets(step):
+            for path, dest in step_targets(step, flow):
                 if dest in flow.steps and dest not in ends:
                     report(("steps", name) + path, dest)
 
@@ -570,7 +562,7 @@ def e15_complaint(lint: Lint) -> None:
     for name, step in lint.flow.steps.items():
         if not step.record:
             continue
-        words = [name] + [t for _, t in step_texts(name, step)]
+        words = [name] + [t for _, t in step_texts(name, step, lint.flow)]
         if not any(_normal(m) in _normal(w) for m in markers for w in words):
             continue
         at = ("steps", name, "record")

@@ -25,9 +25,9 @@ from pathlib import Path
 
 LADDERS = ("silence", "quiet", "noisy", "not_understood")   # E2 silent line; the others (E3, E5, E6) unclear
 GOODBYE_FACTS = {"goodbye", "final_words"}        # E11 goodbye, or the last words of a ladder (E2/E3/E5)
-TRANSFER_OUTCOMES = ("connected", "declined", "no-answer", "busy", "failed", "canceled",
+TRANSFER_OUTCOMES = ("connected", "declined", "no_answer", "busy", "failed", "canceled",
                      "no-consent", "dropped", "in progress")
-OUTCOME_LABELS = {"connected": "connected", "declined": "agent did not accept", "no-answer": "no answer",
+OUTCOME_LABELS = {"connected": "connected", "declined": "agent did not accept", "no_answer": "no answer",
                   "busy": "busy", "failed": "failed", "canceled": "canceled",
                   "no-consent": "caller said no", "dropped": "caller hung up while ringing",
                   "in progress": "in progress"}

@@ -23,14 +23,13 @@ from pathlib import Path
 
 from ivr.flow.load import LADDERS, LoadedFlow, load_flow
 from ivr.flow.source import FlowError
+from ivr.flow.types import duration_text as duration
+from ivr.steps import KINDS
 
 FORMATS = ("mermaid", "dot", "html", "svg")
 BY_SUFFIX = {".mmd": "mermaid", ".md": "mermaid", ".dot": "dot", ".gv": "dot", ".html": "html", ".svg": "svg"}
-LISTENING = ("menu", "hold", "transfer")
-ICONS = {"say": "💬", "menu": "☰", "hold": "⏳", "transfer": "📞", "record": "🎙", "lookup": "🔎",
-         "set": "✏️", "branch": "🔀", "callback": "📅", "goodbye": "👋"}
-FILL = {"menu": "#dbe9ff", "hold": "#fff2cc", "transfer": "#fff2cc", "record": "#fde2e4", "goodbye": "#d9f2d9",
-        "lookup": "#eeeeee", "set": "#eeeeee", "branch": "#eeeeee"}
+ICONS = {name: kind.icon for name, kind in KINDS.items()}
+FILL = {name: kind.fill for name, kind in KINDS.items() if kind.fill}
 LADDER_WORDS = {"silence": "silence", "quiet": "too quiet", "noisy": "too noisy", "not_understood": "not understood"}
 START, HANG_UP, CALLER_HANGS_UP = "start", "hangup", "callerhangsup"
 SPECIAL = {START: "📞 call starts",
@@ -69,11 +68,6 @@ class GraphvizMissing(Exception):
 
 # --- what to draw ------------------------------------------------------------
 
-def duration(seconds: float) -> str:
-    minutes, secs = divmod(round(seconds), 60)
-    return f"{minutes}m{secs}s" if minutes and secs else f"{minutes}m" if minutes else f"{secs}s"
-
-
 def clip(text: str | None, limit: int = HEARD_CHARS) -> str:
     text = " ".join((text or "").split())
     return text if len(text) <= limit else text[:limit].rstrip() + "…"
@@ -94,85 +88,30 @@ def build(loaded: LoadedFlow) -> Graph:
 
 
 def _heard(step, flow) -> str:
-    kind, et = step.kind, step.etiquette or flow.etiquette
-    if kind in ("hold", "transfer"):
-        spec = getattr(step, kind)
-        return " ".join(t for t in (spec.reason, spec.ask) if t)
-    if kind == "record":
-        return " ".join(t for t in (step.record.empathy, step.record.prompt) if t)
-    return {"say": step.say, "menu": step.menu and step.menu.prompt, "callback": step.callback and step.callback.say,
-            "goodbye": step.goodbye or et.goodbye.say}.get(kind) or ""
+    spec = getattr(step, step.kind)
+    if step.kind == "goodbye" and not spec:  # the flow's own goodbye words
+        return (step.etiquette or flow.etiquette).goodbye.say
+    return " ".join(text for _, text in KINDS[step.kind].opening(spec, step, flow))
 
 
 def _facts(step, flow) -> str:
-    et = step.etiquette or flow.etiquette
-    if step.hold:
-        limit = f"waits ≤ {duration(step.hold.limit)}, " if step.hold.limit is not None else ""
-        return f"{limit}check-in every {duration(step.hold.check_in_every or et.hold.check_in_every)}"
-    if step.transfer:
-        return f"to {step.transfer.to}, rings ≤ {duration(step.transfer.ring_limit or et.transfer.ring_limit)}"
-    if step.record:
-        return f"up to {duration(step.record.max_length)}, ends with {step.record.finish_keys}"
-    if step.lookup:
-        return f"silent: looks the caller up in {step.lookup.directory}"
-    if step.set is not None:
-        return f"silent: sets {', '.join(step.set)}"
-    if step.branch:
-        return f"silent: checks {{{step.branch.variable}}}"
-    return ""
-
-
-def option_label(option) -> str:
-    words = ", ".join(option.words[:3]) + (", …" if len(option.words) > 3 else "")
-    return " / ".join(part for part in (option.keys or "", words) if part)
-
-
-def case_label(variable: str, value: str) -> str:
-    return f"{variable} is empty" if value == "" else f"{variable} = {value}"
+    return KINDS[step.kind].facts(getattr(step, step.kind), step, flow)
 
 
 def _ways_out(step, flow) -> list[tuple[str, str, bool]]:
     """(target step or special node, label, dashed) for every way out of a step."""
-    kind, et, offers = step.kind, step.etiquette or flow.etiquette, flow.offers
-    yes, no = f"yes ({et.consent.yes_keys})", f"no ({et.consent.no_keys})"
-    out = []
-    if kind == "menu":
-        out += [(o.go, option_label(o), False) for o in step.menu.options]
-    elif kind == "hold":
-        out.append((step.next, f"{yes}, after the wait", False))
-        if step.hold.if_declined:
-            out.append((step.hold.if_declined, no, False))
-        else:
-            out += [(offers.call_back, f"{no}, then 2: call back", False),
-                    (offers.leave_message, f"{no}, then 3: message", False)]
-        if step.hold.if_limit:
-            out.append((step.hold.if_limit, "at limit (after the thanks)", False))
-        else:
-            out += [(offers.call_back, "at limit, 2: call back", False),
-                    (offers.leave_message, "at limit, 3: message", False)]
-    elif kind == "transfer":
-        out += [(step.next, f"{yes}, after the call", False),
-                (step.transfer.if_declined or step.next, no, False)]
-        if step.transfer.if_unanswered:
-            out.append((step.transfer.if_unanswered, "no answer (after an apology)", False))
-        else:
-            out += [(offers.call_back, "no answer, 3: call back", False),
-                    (offers.leave_message, "no answer, 2: message", False)]
-    elif kind == "branch":
-        out += [(dst, case_label(step.branch.variable, value), False) for value, dst in step.branch.cases.items()]
-        out.append((step.branch.otherwise, "otherwise", False))
-    elif step.next:
-        out.append((step.next, {"record": "after recording", "lookup": "found or not"}.get(kind, "next"), False))
-    if step.etiquette or kind in LISTENING:
+    kind, et = KINDS[step.kind], step.etiquette or flow.etiquette
+    out = [(way.to, way.label, False) for way in kind.ways_out(step, flow)]
+    if step.etiquette or kind.listens:
         thens: dict[str, list[str]] = {}
         for ladder in LADDERS:
             then = getattr(et, ladder).then
             thens.setdefault(then, []).append(LADDER_WORDS[ladder])
         out += [(dst, f"then ({', '.join(why)})", False) for dst, why in thens.items() if dst]
-        if kind in LISTENING and None in thens:
+        if kind.listens and None in thens:
             why = "" if len(thens[None]) == len(LADDERS) else f" ({', '.join(thens[None])})"
             out.append((HANG_UP, f"after the retries{why}", True))
-    if kind == "goodbye":
+    if step.kind == "goodbye":
         out.append((CALLER_HANGS_UP, f"we wait {duration(et.goodbye.wait)}", True))
     return out
 

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from ivr.flow.model import Flow
 from ivr.flow.source import FlowError, Problem, Source, read_yaml
+from ivr.steps import KINDS
 
 LADDERS = ("silence", "quiet", "noisy", "not_understood")
 PACKS = Path(__file__).resolve().parent.parent / "etiquette" / "packs"
@@ -149,19 +150,10 @@ def check_graph(flow: Flow, source: Source) -> list[Problem]:
         target(("etiquette", ladder, "then"), getattr(flow.etiquette, ladder).then)
     for name, step in flow.steps.items():
         at = ("steps", name)
-        for path, dest in step_targets(step):
+        for path, dest in step_targets(step, flow):
             target(at + path, dest)
-        if step.hold:
-            _require(problems, source, at + ("hold",), step.hold, "E9 hold",
-                     reason="why the caller must wait", ask="a question asking if they mind waiting",
-                     limit="the promised longest wait, e.g. 1m")
-        if step.transfer:
-            _require(problems, source, at + ("transfer",), step.transfer, "E10 transfer",
-                     reason="why the transfer is needed", ask="a question asking if they mind being transferred")
-        if step.lookup and not (Path(source.file).parent / step.lookup.directory).exists():
-            problems.append(source.problem(at + ("lookup", "directory"),
-                                           f"the directory file '{step.lookup.directory}' does not exist "
-                                           f"next to the flow"))
+        kind = KINDS[step.kind]
+        problems += kind.check(getattr(step, step.kind), step, flow, source, at)
     reached = reachable(flow)
     for name in flow.steps:
         if name not in reached:
@@ -170,30 +162,9 @@ def check_graph(flow: Flow, source: Source) -> list[Problem]:
     return problems
 
 
-def _require(problems, source, at, spec, rule, **fields):
-    for field, what in fields.items():
-        if getattr(spec, field) is None:
-            problems.append(source.problem(at, f"{rule}: '{field}' is missing: add {what}"))
-
-
-def step_targets(step) -> list[tuple[tuple, str]]:
-    """(path inside the step, step name) for every way out of a step."""
-    out = []
-    if step.next:
-        out.append((("next",), step.next))
-    if step.menu:
-        out += [(("menu", "options", i, "go"), o.go) for i, o in enumerate(step.menu.options)]
-    for kind in ("hold", "transfer"):
-        spec = getattr(step, kind)
-        if spec and spec.if_declined:
-            out.append(((kind, "if_declined"), spec.if_declined))
-    if step.hold and step.hold.if_limit:
-        out.append((("hold", "if_limit"), step.hold.if_limit))
-    if step.transfer and step.transfer.if_unanswered:
-        out.append((("transfer", "if_unanswered"), step.transfer.if_unanswered))
-    if step.branch:
-        out += [(("branch", "cases", k), v) for k, v in step.branch.cases.items()]
-        out.append((("branch", "otherwise"), step.branch.otherwise))
+def step_targets(step, flow) -> list[tuple[tuple, str]]:
+    """(path inside the step, step name) for every way out of a step that the flow writes itself."""
+    out = [(way.path, way.to) for way in KINDS[step.kind].ways_out(step, flow) if way.path is not None and way.to]
     if step.etiquette:
         for ladder in LADDERS:
             then = getattr(step.etiquette, ladder).then
@@ -210,5 +181,5 @@ def reachable(flow: Flow) -> set[str]:
         name = todo.pop()
         if name and name not in seen and name in flow.steps:
             seen.add(name)
-            todo += [dest for _, dest in step_targets(flow.steps[name])]
+            todo += [dest for _, dest in step_targets(flow.steps[name], flow)]
     return seen

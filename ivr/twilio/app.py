@@ -39,6 +39,7 @@ CALL_SID = re.compile(r"^[A-Za-z0-9]{2,64}$")
 FINAL_STATUSES = {"completed", "canceled", "failed", "busy", "no-answer"}
 MAX_DIGITS = 32  # more than any menu needs; longer input is treated as a wrong key
 QUEUE_RESULTS = {"bridged": "served", "leave": "limit"}
+DIAL_OUTCOMES = {"no-answer": "no_answer", "busy": "busy"}
 WEBHOOK_METHODS = ["POST", "GET"]
 UNSIGNED_PATHS = {"/healthz", "/twilio/music"}  # static and harmless: load balancers and media caches fetch them
 
@@ -189,7 +190,7 @@ def apology(sid: str) -> str:
 
 def log_notes(sid: str, notes: list, turn: int) -> None:
     for note in notes:
-        svc().store.append_log(sid, {**note, "kind": "note", "turn": turn})
+        svc().store.append_log(sid, {**note.to_dict(), "kind": "note", "turn": turn})
 
 
 # --- the call ------------------------------------------------------------------
@@ -271,11 +272,14 @@ def event_from_request(kind: str, sid: str, turn: int):
         result = form.get("QueueResult", "")
         if result == "hangup":
             return ev.CallerHungUp()
-        return ev.HoldEnded(QUEUE_RESULTS.get(result, "error"), _number(form.get("QueueTime")))
+        return ev.HoldEnded(QUEUE_RESULTS.get(result, "failed"), _number(form.get("QueueTime")))
     if kind == "dial":
         accepted = any(e.get("fact") == "agent_accepted" and e.get("turn") == turn
                        for e in svc().store.call_log(sid))
-        return ev.TransferEnded(form.get("DialCallStatus", "failed"), accepted)
+        status = form.get("DialCallStatus", "failed")
+        if status in ("completed", "answered"):
+            return ev.TransferEnded("connected" if accepted else "declined")
+        return ev.TransferEnded(DIAL_OUTCOMES.get(status, "failed"))
     raise ValueError(f"unknown event kind '{kind}'")
 
 

@@ -1,0 +1,127 @@
+"""Listening to the caller where a step asks something: what was heard, and the ladders
+of E2 (silent line), E3 (too quiet), E5 (noisy line), E6 (not understood) and E7
+(the caller cannot hear us)."""
+from __future__ import annotations
+
+import re
+
+from statemachine import State
+
+from ivr.call import facts
+from ivr.engine import events as ev
+from ivr.engine.machines import CallMachine, fire
+from ivr.steps.base import Choice
+
+_LATIN = re.compile(r"[A-Za-z]")
+
+
+def mentions(said: str, keyword: str) -> bool:
+    """Chinese keywords match anywhere; English ones as whole words ("no" is not in "know")."""
+    if _LATIN.search(keyword):
+        return re.search(rf"(?<![a-z']){re.escape(keyword.lower())}(?![a-z'])", said.lower()) is not None
+    return keyword in said
+
+
+class ListenLadder(CallMachine):
+    """One listening window with the retries of a ladder, then its `then` step, or the last words
+    (still listening, E2 step 4), then hanging up. `miss` carries which ladder missed."""
+
+    state_field = "listen_phase"  # a listening step also has its own phase (hold, transfer)
+
+    listening = State(initial=True)
+    retrying = State()
+    last_chance = State()
+    # moving on to the ladder's `then` step, or hanging up, leaves the ladder: back to `listening`
+
+    miss = (
+        listening.to(retrying, cond="retry_left", on="say_retry")
+        | listening.to(listening, cond="has_then", on="move_on")
+        | listening.to(last_chance, cond="has_final", on="say_final")
+        | listening.to(listening, on="give_up")
+        | retrying.to(retrying, cond="retry_left", on="say_retry")
+        | retrying.to(listening, cond="has_then", on="move_on")
+        | retrying.to(last_chance, cond="has_final", on="say_final")
+        | retrying.to(listening, on="give_up")
+        | last_chance.to(listening, on="give_up")
+    )
+    heard = listening.to(listening) | retrying.to(listening) | last_chance.to(listening)
+
+    # guards: `ladder` is the name of the ladder that missed (silence, quiet, noisy, not_understood)
+    def retry_left(self, ladder: str) -> bool:
+        return self.run.state.misses[ladder] <= len(_ladder(self.run, ladder).retries)
+
+    def has_then(self, ladder: str) -> bool:
+        return bool(_ladder(self.run, ladder).then)
+
+    def has_final(self, ladder: str) -> bool:
+        return bool(_ladder(self.run, ladder).final)
+
+    # actions
+    def say_retry(self, ladder: str) -> None:
+        run, count = self.run, self.run.state.misses[ladder]
+        run.say(_ladder(run, ladder).retries[count - 1])
+        run.note(facts.Listening("retry", ladder, count=count))
+        run.listen()
+
+    def say_final(self, ladder: str) -> None:
+        run, spec = self.run, _ladder(self.run, ladder)
+        run.say(spec.final)
+        run.note(facts.Listening("final", ladder))
+        run.listen(timeout=spec.final_listen)
+
+    def move_on(self, ladder: str) -> None:
+        self.run.goto(_ladder(self.run, ladder).then)
+
+    def give_up(self, ladder: str) -> None:
+        self.run.hang_up(facts.HungUp("engine", after_goodbye=bool(_ladder(self.run, ladder).final), ladder=ladder))
+
+
+def _ladder(run, name: str):
+    return getattr(run.etiquette, name)
+
+
+def heard(run, event) -> None:
+    """The caller's answer where the current step listens: a choice, a repeat, or a miss."""
+    et = run.etiquette
+    if isinstance(event, ev.Silence) or (isinstance(event, ev.Speech) and not event.text.strip()):
+        return miss(run, "silence")
+    choices = run.kind.choices(run, run.spec)
+    if isinstance(event, ev.Speech):
+        if event.confidence < et.quiet.below:
+            return miss(run, "quiet")
+        if event.confidence < et.noisy.below:
+            return miss(run, "noisy")
+        choice = match_words(choices, event.text)
+        if choice is None and any(mentions(event.text, w) for w in et.repeat_louder.words):
+            return repeat_louder(run)
+    elif isinstance(event, ev.Digits):
+        if event.digits == et.repeat_louder.keys:
+            return repeat_louder(run)
+        choice = next((c for c in choices if c.keys and c.keys == event.digits), None)
+    else:
+        raise TypeError(f"a listening step does not expect {type(event).__name__}")
+    if choice is None:
+        return miss(run, "not_understood")
+    fire(ListenLadder, run, "heard")
+    run.state.misses = {}
+    run.kind.chose(run, run.spec, choice)
+
+
+def match_words(choices: list[Choice], said: str) -> Choice | None:
+    """The choice whose longest keyword the caller said: "不可以" is a no though it contains "可以"."""
+    best = max(((len(w), i) for i, c in enumerate(choices) for w in c.words if mentions(said, w)), default=None)
+    return choices[best[1]] if best else None
+
+
+def repeat_louder(run) -> None:
+    """E7: sorry, then the last prompt again, louder and slower; go on listening."""
+    run.note(facts.Chose("repeat_louder", step=run.state.step))
+    run.say(run.etiquette.repeat_louder.apology)
+    run.turn.say(*run.state.last_said, louder=True)
+    run.listen()
+
+
+def miss(run, ladder: str) -> None:
+    run.state.misses[ladder] = run.state.misses.get(ladder, 0) + 1
+    run.note(facts.Listening("miss", ladder, step=run.state.step, count=run.state.misses[ladder]))
+    fire(ListenLadder, run, "miss", ladder=ladder)
