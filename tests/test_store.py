@@ -84,11 +84,13 @@ def test_advance_succeeds_once_per_turn_and_stale_turn_changes_nothing(store):
     assert store.get_call("CA-unknown") is None
 
 
-def test_response_for_returns_the_answer_kept_for_each_turn(store):
+def test_response_for_returns_the_answers_of_the_last_two_turns(store):
     store.create_call("CA1", state(0), "<Say>turn 0</Say>")
+    assert store.response_for("CA1", 0) == "<Say>turn 0</Say>"
     for turn in range(3):
         assert store.advance("CA1", turn, state(turn + 1), f"<Say>turn {turn + 1}</Say>")
-    assert [store.response_for("CA1", t) for t in range(4)] == [f"<Say>turn {t}</Say>" for t in range(4)]
+    # Duplicates come for the latest turn or the one before; older answers are not kept.
+    assert [store.response_for("CA1", t) for t in range(4)] == [None, None, "<Say>turn 2</Say>", "<Say>turn 3</Say>"]
     assert store.response_for("CA1", 4) is None
     assert store.response_for("CA-unknown", 0) is None
 
