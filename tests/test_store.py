@@ -446,7 +446,7 @@ def test_sqlite_checkpoints_outside_requests(tmp_path):
     assert "sqlite-checkpoint calls.db" not in [t.name for t in threading.enumerate()]
 
 
-def test_sqlite_read_only_file_gives_store_error_on_commit(tmp_path):
+def test_sqlite_write_failure_gives_store_error_and_writes_nothing(tmp_path):
     path = tmp_path / "calls.db"
     SqliteStore(str(path)).close()
     store = SqliteStore(str(path))
