@@ -5,6 +5,7 @@ reason shown, when neither redis-server nor $IVR_TEST_REDIS_URL is available.
 """
 from __future__ import annotations
 
+import json
 import multiprocessing
 import socket
 import sqlite3
@@ -15,6 +16,7 @@ import uuid
 import pytest
 
 from ivr.store import MemoryStore, StoreError, open_store
+from ivr.store.base import StoredCall
 from ivr.store.sqlite import SqliteStore
 
 GREETING = "您好，欢迎致电银行客服热线。普通话请按一。"
@@ -84,11 +86,13 @@ def test_advance_succeeds_once_per_turn_and_stale_turn_changes_nothing(store):
     assert store.get_call("CA-unknown") is None
 
 
-def test_response_for_returns_the_answer_kept_for_each_turn(store):
+def test_response_for_returns_the_answers_of_the_last_two_turns(store):
     store.create_call("CA1", state(0), "<Say>turn 0</Say>")
+    assert store.response_for("CA1", 0) == "<Say>turn 0</Say>"
     for turn in range(3):
         assert store.advance("CA1", turn, state(turn + 1), f"<Say>turn {turn + 1}</Say>")
-    assert [store.response_for("CA1", t) for t in range(4)] == [f"<Say>turn {t}</Say>" for t in range(4)]
+    # Duplicates come for the latest turn or the one before; older answers are not kept.
+    assert [store.response_for("CA1", t) for t in range(4)] == [None, None, "<Say>turn 2</Say>", "<Say>turn 3</Say>"]
     assert store.response_for("CA1", 4) is None
     assert store.response_for("CA-unknown", 0) is None
 
@@ -150,11 +154,135 @@ def test_put_flow_is_idempotent_and_get_flow_unknown_is_none(store):
     assert store.get_flow("v-unknown") is None
 
 
+# --- the one-read / one-write API, on every backend --------------------------------------
+
+def entries(tag: str, n: int = 3) -> list[dict]:
+    return [{"kind": "note", "tag": tag, "i": i} for i in range(n)]
+
+
+def logged(store, call_sid: str) -> list[tuple]:
+    return [(e.get("tag"), e.get("i")) for e in store.call_log(call_sid)]
+
+
+def test_start_inserts_once_with_its_answer_and_log(store):
+    assert store.load("CA1") is None
+    assert store.start("CA1", state(0, prompt=GREETING), "<Say>first</Say>", entries("start", 2))
+    assert not store.start("CA1", state(0, node="other"), "<Say>second</Say>", entries("again"))
+    call = store.load("CA1")
+    assert call == StoredCall(state(0, prompt=GREETING), 0, "<Say>first</Say>")
+    assert logged(store, "CA1") == [("start", 0), ("start", 1)]   # nothing of the second start
+    assert all("t" in e for e in store.call_log("CA1"))
+    assert store.answer_for("CA1", 0) == "<Say>first</Say>"
+    assert [c["call_sid"] for c in store.list_calls()] == ["CA1"]
+
+
+def test_commit_is_compare_and_set_with_state_answer_and_log_together(store):
+    store.start("CA1", state(0), "<Say>0</Say>", entries("t0", 1))
+    assert store.commit("CA1", 0, state(1, node="balance"), "<Say>1</Say>", entries("t1"))
+    # A duplicate that also started from turn 0 loses: no state, no answer, no log entries.
+    assert not store.commit("CA1", 0, state(1, node="transfer"), "<Say>dup</Say>", entries("dup"))
+    assert store.load("CA1") == StoredCall(state(1, node="balance"), 1, "<Say>1</Say>")
+    assert logged(store, "CA1") == [("t0", 0), ("t1", 0), ("t1", 1), ("t1", 2)]
+    assert not store.commit("CA-unknown", 0, state(1), "<Say>x</Say>", entries("x"))
+    assert store.load("CA-unknown") is None and store.call_log("CA-unknown") == []
+    with pytest.raises(ValueError, match="turn is 2"):   # the saved state must carry the new turn
+        store.commit("CA1", 1, state(5), "<Say>2</Say>", [])
+    assert store.load("CA1").turn == 1
+
+
+def test_duplicates_are_answered_for_the_last_two_turns_only(store):
+    store.start("CA1", state(0), "<Say>turn 0</Say>", [])
+    for turn in range(50):
+        assert store.commit("CA1", turn, state(turn + 1), f"<Say>turn {turn + 1}</Say>", entries(f"t{turn}", 1))
+    assert store.load("CA1").answer == "<Say>turn 50</Say>"
+    assert store.answer_for("CA1", 50) == "<Say>turn 50</Say>"
+    assert store.answer_for("CA1", 49) == "<Say>turn 49</Say>"
+    assert [store.answer_for("CA1", t) for t in range(49)] == [None] * 49
+    assert store.answer_for("CA1", 51) is None
+    assert store.answer_for("CA-unknown", 0) is None
+    assert len(store.call_log("CA1")) == 50   # the log keeps everything; only answers are bounded
+
+
+def test_threads_racing_commit_on_one_turn_have_exactly_one_winner_and_its_log(store):
+    store.start("CA1", state(0), "<Say>0</Say>", [])
+    n = 8
+    barrier, results = threading.Barrier(n), [None] * n
+
+    def worker(i):
+        barrier.wait()
+        results[i] = store.commit("CA1", 0, state(1, winner=i), f"<Say>{i}</Say>", entries(f"w{i}"))
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results.count(True) == 1
+    winner = results.index(True)
+    assert store.load("CA1") == StoredCall(state(1, winner=winner), 1, f"<Say>{winner}</Say>")
+    assert logged(store, "CA1") == [(f"w{winner}", i) for i in range(3)]
+
+
+def test_append_log_takes_several_entries_in_order(store):
+    store.append_log("CA1", {"event": "a"}, {"event": "b", "t": 7.0}, {"event": "c"})
+    store.append_log("CA1", {"event": "d"})
+    store.append_log("CA1")   # nothing to add is fine
+    log = store.call_log("CA1")
+    assert [e["event"] for e in log] == ["a", "b", "c", "d"]
+    assert log[1]["t"] == 7.0 and isinstance(log[0]["t"], float)
+
+
+def test_publish_flow_sets_the_version_new_calls_get(store):
+    assert store.published_flows() == {}
+    store.publish_flow("bank_hotline", "v1")
+    store.publish_flow("bank_hotline_en", "e1")
+    store.publish_flow("bank_hotline", "v2")   # republishing replaces
+    assert store.published_flows() == {"bank_hotline": "v2", "bank_hotline_en": "e1"}
+
+
+def test_stale_calls_are_the_idle_calls_not_ended(store):
+    store.start("CA-idle", state(0), "<Say/>", [])
+    store.start("CA-busy", state(0), "<Say/>", [])
+    store.start("CA-ended", state(0), "<Say/>", [])
+    store.start("CA-hung-up", state(0), "<Say/>", [])
+    store.end_call("CA-ended", state(1, ended=True), [])
+    store.commit("CA-hung-up", 0, state(1, ended=True), "<Hangup/>", [])
+    time.sleep(0.15)
+    store.commit("CA-busy", 0, state(1), "<Say/>", [])
+    assert store.stale_calls(0.1) == ["CA-idle"]
+    assert store.stale_calls(60) == []
+    assert sorted(store.stale_calls(0)) == ["CA-busy", "CA-idle"]
+
+
+def test_end_call_force_saves_an_ended_state_and_log(store):
+    store.start("CA1", state(0), "<Say>0</Say>", [])
+    store.commit("CA1", 0, state(1), "<Say>1</Say>", [])
+    store.end_call("CA1", state(2, ended=True, reason="lost"), entries("closed", 1))
+    assert store.load("CA1") == StoredCall(state(2, ended=True, reason="lost"), 2, None)
+    assert store.answer_for("CA1", 1) == "<Say>1</Say>"   # still there for a late duplicate
+    assert store.answer_for("CA1", 0) is None
+    assert logged(store, "CA1") == [("closed", 0)]
+    # A webhook that loaded turn 1 before the call was closed loses its compare-and-set.
+    assert not store.commit("CA1", 1, state(2), "<Say>late</Say>", entries("late"))
+    assert store.load("CA1").state["ended"] is True
+    # Unconditional: an unknown call is recorded as ended, a same-turn end keeps the answer.
+    store.end_call("CA2", state(4, ended=True), [])
+    assert store.load("CA2") == StoredCall(state(4, ended=True), 4, None)
+    store.start("CA3", state(0), "<Say>3</Say>", [])
+    store.end_call("CA3", state(0, ended=True), [])
+    assert store.load("CA3").answer == "<Say>3</Say>"
+    with pytest.raises(ValueError, match="ended"):
+        store.end_call("CA3", state(0), [])
+    assert store.stale_calls(0) == []
+
+
 # --- across processes (gunicorn workers forked from one app) --------------------------
 
 def _race_in_child(store, i, go, results):
     go.wait()
-    results.put((i, store.advance("CA1", 0, state(1, winner=i), f"<Say>{i}</Say>")))
+    won = store.commit("CA1", 0, state(1, winner=i), f"<Say>{i}</Say>", entries(f"w{i}"))
+    checkpointing = any(t.name.startswith("sqlite-checkpoint") for t in threading.enumerate())
+    results.put((i, (won, checkpointing)))
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "redis"])
@@ -172,14 +300,18 @@ def test_processes_racing_advance_have_exactly_one_winner(backend, tmp_path, req
     for p in procs:
         p.start()
     go.set()
-    outcomes = dict(results.get(timeout=30) for _ in procs)
+    reports = dict(results.get(timeout=30) for _ in procs)
     for p in procs:
         p.join(timeout=30)
     try:
+        outcomes = {i: won for i, (won, _) in reports.items()}
         assert list(outcomes.values()).count(True) == 1
         winner = next(i for i, won in outcomes.items() if won)
-        assert store.get_call("CA1") == state(1, winner=winner)
+        assert store.load("CA1") == StoredCall(state(1, winner=winner), 1, f"<Say>{winner}</Say>")
         assert store.response_for("CA1", 1) == f"<Say>{winner}</Say>"
+        assert logged(store, "CA1") == [(f"w{winner}", i) for i in range(3)]
+        if backend == "sqlite":   # each forked worker started its own WAL checkpoint thread
+            assert all(checkpointing for _, checkpointing in reports.values())
     finally:
         store.close()
         if cleanup:
@@ -240,6 +372,93 @@ def test_open_store_urls(tmp_path):
     assert isinstance(open_store("memory://"), MemoryStore)
 
 
+OLD_SCHEMA = """
+CREATE TABLE calls (call_sid TEXT PRIMARY KEY, flow TEXT NOT NULL, turn INTEGER NOT NULL,
+                    state TEXT NOT NULL, started_at REAL NOT NULL);
+CREATE INDEX calls_started_at ON calls (started_at);
+CREATE TABLE responses (call_sid TEXT NOT NULL, turn INTEGER NOT NULL, twiml TEXT NOT NULL,
+                        PRIMARY KEY (call_sid, turn));
+CREATE TABLE log (id INTEGER PRIMARY KEY AUTOINCREMENT, call_sid TEXT NOT NULL, t REAL NOT NULL,
+                  entry TEXT NOT NULL);
+CREATE INDEX log_call_sid ON log (call_sid);
+CREATE TABLE flows (version TEXT PRIMARY KEY, name TEXT NOT NULL, path TEXT NOT NULL, text TEXT NOT NULL);
+"""
+
+
+def test_sqlite_file_of_the_old_schema_is_migrated(tmp_path):
+    path = tmp_path / "calls.db"
+    with sqlite3.connect(path) as raw:   # a calls.db written by the previous version
+        raw.executescript(OLD_SCHEMA)
+        raw.execute("INSERT INTO calls VALUES ('CA-live', 'hotline', 2, ?, 100.0)", (json.dumps(state(2)),))
+        raw.execute("INSERT INTO calls VALUES ('CA-done', 'hotline', 1, ?, 50.0)",
+                    (json.dumps(state(1, ended=True)),))
+        raw.executemany("INSERT INTO responses VALUES ('CA-live', ?, ?)", [(t, f"<Say>{t}</Say>") for t in range(3)])
+        raw.execute("INSERT INTO log (call_sid, t, entry) VALUES ('CA-live', 1.0, ?)",
+                    (json.dumps({"t": 1.0, "kind": "old"}),))
+        raw.execute("INSERT INTO flows VALUES ('v1', 'hotline', 'p.yaml', 'text')")
+    raw.close()
+    store = SqliteStore(str(path))
+    assert store.load("CA-live") == StoredCall(state(2), 2, "<Say>2</Say>")
+    assert store.answer_for("CA-live", 1) == "<Say>1</Say>"
+    assert store.answer_for("CA-live", 0) is None
+    assert store.stale_calls(60) == ["CA-live"]   # last touched when it started, long ago; CA-done ended
+    assert store.commit("CA-live", 2, state(3), "<Say>3</Say>", [{"kind": "new"}])
+    assert [e["kind"] for e in store.call_log("CA-live")] == ["old", "new"]
+    assert store.get_flow("v1")["text"] == "text"
+    assert [c["call_sid"] for c in store.list_calls()] == ["CA-done", "CA-live"]
+    store.close()
+    SqliteStore(str(path)).close()   # opening a migrated file again changes nothing
+
+
+def _main_file_has_call(path, tmp_path, call_sid) -> bool:
+    """Whether the database file alone, without its WAL, holds the call: i.e. checkpointed."""
+    copy_path = tmp_path / f"copy-{uuid.uuid4().hex}.db"
+    copy_path.write_bytes(path.read_bytes())
+    raw = sqlite3.connect(copy_path)
+    try:
+        return raw.execute("SELECT 1 FROM calls WHERE call_sid = ?", (call_sid,)).fetchone() is not None
+    except sqlite3.OperationalError:   # not even the table is in the main file yet
+        return False
+    finally:
+        raw.close()
+
+
+def test_sqlite_checkpoints_outside_requests(tmp_path):
+    path = tmp_path / "calls.db"
+    # No checkpoint thread: request connections never checkpoint (wal_autocheckpoint=0) ...
+    manual = SqliteStore(str(path), checkpoint_every=0)
+    assert manual._conn().execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    manual.start("CA1", state(0), "<Say/>", [])
+    assert not _main_file_has_call(path, tmp_path, "CA1")
+    manual.checkpoint()   # ... until the server asks for it
+    assert _main_file_has_call(path, tmp_path, "CA1")
+    # With the background thread (default), the WAL reaches the file within a second or so.
+    background = SqliteStore(str(path), checkpoint_every=0.05)
+    background.start("CA2", state(0), "<Say/>", [])
+    deadline = time.monotonic() + 5
+    while not _main_file_has_call(path, tmp_path, "CA2"):
+        assert time.monotonic() < deadline, "the checkpoint thread never checkpointed"
+        time.sleep(0.05)
+    names = [t.name for t in threading.enumerate()]
+    assert names.count("sqlite-checkpoint calls.db") == 1
+    background.close()
+    manual.close()
+    assert "sqlite-checkpoint calls.db" not in [t.name for t in threading.enumerate()]
+
+
+def test_sqlite_write_failure_gives_store_error_and_writes_nothing(tmp_path):
+    path = tmp_path / "calls.db"
+    SqliteStore(str(path)).close()
+    store = SqliteStore(str(path))
+    store.start("CA1", state(0), "<Say/>", [])
+    store._conn().execute("PRAGMA query_only = 1")   # every write now fails inside SQLite
+    with pytest.raises(StoreError, match=r"SQLite store .*calls.db: .*; check the file"):
+        store.commit("CA1", 0, state(1), "<Say/>", [{"kind": "x"}])
+    store._conn().execute("PRAGMA query_only = 0")
+    assert store.load("CA1").turn == 0 and store.call_log("CA1") == []
+    store.close()
+
+
 # --- Redis specifics -------------------------------------------------------------------
 
 def test_redis_nobody_listening_gives_store_error():
@@ -266,3 +485,86 @@ def test_redis_corrupt_state_gives_store_error(redis_url):
         store.close()
         cleanup()
 
+
+
+def test_redis_timeouts_come_from_the_url_or_default_to_one_second(redis_url):
+    from ivr.store.redis import RedisStore
+
+    default = RedisStore(redis_url)
+    kwargs = default._r.connection_pool.connection_kwargs
+    assert (kwargs["socket_timeout"], kwargs["socket_connect_timeout"]) == (1.0, 1.0)
+    default.close()
+    sep = "&" if "?" in redis_url else "?"
+    tuned = RedisStore(f"{redis_url}{sep}socket_timeout=0.25&socket_connect_timeout=0.5")
+    kwargs = tuned._r.connection_pool.connection_kwargs
+    assert (kwargs["socket_timeout"], kwargs["socket_connect_timeout"]) == (0.25, 0.5)
+    tuned.close()
+
+
+def test_redis_wrong_key_type_gives_one_line_store_error(redis_url):
+    import redis
+
+    store, cleanup = redis_store(redis_url)
+    try:
+        with redis.Redis.from_url(redis_url) as r:
+            r.set(f"{store.prefix}call:CA1", "not a hash")
+        with pytest.raises(StoreError, match=r"^Redis at .*WRONGTYPE[^\n]*$"):
+            store.load("CA1")
+    finally:
+        store.close()
+        cleanup()
+
+
+def test_frozen_redis_gives_store_error_within_the_timeout():
+    """A Redis that accepts connections but never answers (SIGSTOP: a hung or swapping server)
+    must fail a webhook in about a second, not block it for the OS's TCP timeouts."""
+    import shutil
+    import signal
+    import subprocess
+
+    import redis
+
+    from ivr.store.redis import RedisStore
+
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.skip("redis-server not installed")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"redis://127.0.0.1:{port}/0"
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with redis.Redis.from_url(url) as r:
+                    r.ping()
+                break
+            except redis.ConnectionError:
+                assert time.monotonic() < deadline, "throwaway redis-server did not start"
+                time.sleep(0.05)
+        store = RedisStore(url)
+        store.start("CA1", state(0), "<Say/>", [])   # a pooled connection, already open
+        proc.send_signal(signal.SIGSTOP)
+        try:
+            began = time.monotonic()
+            with pytest.raises(StoreError, match="did not answer in time"):
+                store.load("CA1")
+            assert time.monotonic() - began < 2.5
+            began = time.monotonic()   # a new connection to the frozen server: the same bound
+            with pytest.raises(StoreError):
+                RedisStore(url)
+            assert time.monotonic() - began < 2.5
+        finally:
+            proc.send_signal(signal.SIGCONT)
+        assert store.load("CA1").turn == 0   # back to normal once Redis is
+        store.close()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -1,50 +1,105 @@
-"""The call store: call state between webhooks, the call log, pinned flow texts.
+"""The call store: call state between webhooks, the call log, pinned and published flows.
 
 State never lives in process memory (DESIGN.md): any worker on any host takes
 the next webhook. Every backend offers the same operations, and the same
 conformance tests (tests/test_store.py) run against each.
 
-Concurrency and duplicates: a call's state carries `turn`, the number of
-events handled. `advance` saves a new state only if the stored turn is still
-the one the handler started from (compare-and-set), and keeps the TwiML it
-answered with under (call, turn), so a duplicate delivery of the same webhook
-gets the same answer and never advances the call twice.
+One webhook, two store operations (the call session's contract):
+
+  load(sid)                      ONE read: state, turn and the latest answer
+  commit(sid, turn, state, answer, entries)
+                                 ONE write transaction: compare-and-set on the turn,
+                                 the new state, the TwiML answered, the call-log entries
+
+Concurrency and duplicates: a call's state carries `turn`, the number of events
+handled. `commit` saves a new state only if the stored turn is still the one the
+handler started from, and keeps the TwiML it answered with, so a duplicate
+delivery of the same webhook gets the same answer (`answer_for`) and never
+advances the call twice. Only the answers of the LAST TWO turns are kept, so what
+a call in progress occupies is bounded whatever its number of turns.
 """
 from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 
 
 class StoreError(Exception):
-    """The store cannot be reached or its data cannot be read."""
+    """The store cannot be reached or its data cannot be read (a one-line message for people)."""
+
+
+@dataclass(frozen=True)
+class StoredCall:
+    state: dict          # the state dict as saved
+    turn: int
+    answer: str | None   # the TwiML answered when the call reached `turn` (the latest answer)
+
+
+def stamp(entries, now: float) -> list[dict]:
+    """Log entries with "t" (epoch seconds) added where absent."""
+    return [{"t": now, **entry} for entry in entries]
+
+
+def check_commit(expected_turn: int, state: dict) -> None:
+    if state.get("turn") != expected_turn + 1:
+        raise ValueError(f"commit from turn {expected_turn} must save a state whose turn is "
+                         f"{expected_turn + 1}, not {state.get('turn')!r}")
+
+
+def check_ended(state: dict) -> None:
+    if not state.get("ended"):
+        raise ValueError("end_call saves an ended state: set state['ended'] first")
 
 
 class CallStore(ABC):
-    # --- call state ---------------------------------------------------------
+    # --- one webhook: one read, one write ----------------------------------------
     @abstractmethod
-    def create_call(self, call_sid: str, state: dict, response: str) -> bool:
-        """Insert a new call at turn 0 with the TwiML answered to its first webhook.
-        False (and nothing written) when the call already exists."""
+    def load(self, call_sid: str) -> StoredCall | None:
+        """The call as stored (one read), or None for an unknown call."""
 
     @abstractmethod
-    def get_call(self, call_sid: str) -> dict | None:
-        """The stored state dict, or None for an unknown call."""
+    def start(self, call_sid: str, state: dict, answer: str, entries: list[dict]) -> bool:
+        """Insert a new call at state["turn"] (0) with the answer to its first webhook and its
+        first log entries, in one transaction. False (and nothing written) if the call exists."""
 
     @abstractmethod
-    def advance(self, call_sid: str, expected_turn: int, state: dict, response: str) -> bool:
-        """Atomically: if the stored state's turn == expected_turn, store `state` (whose turn is
-        expected_turn + 1) and keep `response` as the answer for turn expected_turn + 1.
-        False (nothing written) when another request got there first."""
+    def commit(self, call_sid: str, expected_turn: int, state: dict, answer: str,
+               entries: list[dict]) -> bool:
+        """Compare-and-set, in one transaction: only if the stored turn == expected_turn, save
+        `state` (whose turn must be expected_turn + 1), keep `answer` as the answer for that turn
+        (dropping answers older than the previous turn) and append `entries` to the call log.
+        False and nothing written when the call is unknown or another request got there first."""
 
     @abstractmethod
-    def response_for(self, call_sid: str, turn: int) -> str | None:
-        """The TwiML answered when the call reached `turn` (0 = the first webhook)."""
+    def answer_for(self, call_sid: str, turn: int) -> str | None:
+        """The TwiML answered when the call reached `turn`; kept for the latest turn and the one
+        before (duplicate deliveries), None for older turns and unknown calls."""
+
+    @abstractmethod
+    def end_call(self, call_sid: str, state: dict, entries: list[dict]) -> None:
+        """Unconditionally save an ended state (state["ended"] truthy) and append log entries:
+        closes calls Twilio never told us the end of. Answers of turns the state moved past are
+        dropped; a late webhook for an older turn then fails its compare-and-set."""
+
+    @abstractmethod
+    def stale_calls(self, idle_for: float) -> list[str]:
+        """Sids of calls not ended whose last start/commit is older than now - idle_for."""
+
+    # --- flow versions new calls get (every worker on every host agrees) ------------
+    @abstractmethod
+    def publish_flow(self, name: str, version: str) -> None:
+        """Make `version` the one NEW calls of flow `name` get."""
+
+    @abstractmethod
+    def published_flows(self) -> dict[str, str]:
+        """{flow name: published version}, one read."""
 
     # --- call log -----------------------------------------------------------
     @abstractmethod
-    def append_log(self, call_sid: str, entry: dict) -> None:
-        """Append one JSON-serialisable entry; the store adds "t" (epoch seconds) if absent."""
+    def append_log(self, call_sid: str, *entries: dict) -> None:
+        """Append JSON-serialisable entries in one transaction; the store adds "t" (epoch
+        seconds) where absent."""
 
     @abstractmethod
     def call_log(self, call_sid: str) -> list[dict]:
@@ -62,6 +117,27 @@ class CallStore(ABC):
     @abstractmethod
     def get_flow(self, version: str) -> dict | None:
         """{"version", "name", "path", "text"} or None."""
+
+    # --- legacy: the per-statement API the webhook core used before CallSession --------
+    def create_call(self, call_sid: str, state: dict, response: str) -> bool:
+        """Legacy (use start): insert a new call at turn 0 with its first answer; False if it exists."""
+        return self.start(call_sid, state, response, [])
+
+    def get_call(self, call_sid: str) -> dict | None:
+        """Legacy (use load): the stored state dict, or None for an unknown call."""
+        call = self.load(call_sid)
+        return call.state if call is not None else None
+
+    def advance(self, call_sid: str, expected_turn: int, state: dict, response: str) -> bool:
+        """Legacy (use commit): compare-and-set the state and keep `response` for turn expected_turn + 1."""
+        return self.commit(call_sid, expected_turn, state, response, [])
+
+    def response_for(self, call_sid: str, turn: int) -> str | None:
+        """Legacy (use answer_for): the TwiML answered when the call reached `turn` (last two turns kept)."""
+        return self.answer_for(call_sid, turn)
+
+    def checkpoint(self) -> None:
+        """Housekeeping a server may call periodically (SQLite: WAL checkpoint); nothing by default."""
 
     def close(self) -> None:  # pragma: no cover - backends override when they hold resources
         pass

@@ -4,49 +4,100 @@ from __future__ import annotations
 import copy
 import threading
 
-from ivr.store.base import CallStore
+from ivr.store.base import CallStore, StoredCall, check_commit, check_ended, stamp
+
+
+class _Call:
+    __slots__ = ("state", "turn", "answer", "prev_answer", "flow", "started_at", "touched_at")
+
+    def __init__(self, state: dict, answer: str | None, now: float):
+        self.state, self.turn, self.flow = copy.deepcopy(state), state.get("turn", 0), state.get("flow", "")
+        self.answer, self.prev_answer = answer, None
+        self.started_at = self.touched_at = now
 
 
 class MemoryStore(CallStore):
     def __init__(self):
         self._lock = threading.Lock()
-        self._calls: dict[str, dict] = {}
-        self._started: dict[str, float] = {}
-        self._responses: dict[tuple[str, int], str] = {}
+        self._calls: dict[str, _Call] = {}
         self._logs: dict[str, list[dict]] = {}
         self._flows: dict[str, dict] = {}
+        self._published: dict[str, str] = {}
 
-    def create_call(self, call_sid, state, response):
+    # --- one webhook: one read, one write ----------------------------------------
+    def load(self, call_sid):
+        with self._lock:
+            call = self._calls.get(call_sid)
+            if call is None:
+                return None
+            return StoredCall(copy.deepcopy(call.state), call.turn, call.answer)
+
+    def start(self, call_sid, state, answer, entries):
+        now = self.now()
+        entries = copy.deepcopy(stamp(entries, now))
         with self._lock:
             if call_sid in self._calls:
                 return False
-            self._calls[call_sid] = copy.deepcopy(state)
-            self._started[call_sid] = self.now()
-            self._responses[(call_sid, 0)] = response
+            self._calls[call_sid] = _Call(state, answer, now)
+            self._logs.setdefault(call_sid, []).extend(entries)
             return True
 
-    def get_call(self, call_sid):
+    def commit(self, call_sid, expected_turn, state, answer, entries):
+        check_commit(expected_turn, state)
+        now = self.now()
+        saved, entries = copy.deepcopy(state), copy.deepcopy(stamp(entries, now))
         with self._lock:
-            state = self._calls.get(call_sid)
-            return copy.deepcopy(state) if state is not None else None
-
-    def advance(self, call_sid, expected_turn, state, response):
-        with self._lock:
-            current = self._calls.get(call_sid)
-            if current is None or current.get("turn", 0) != expected_turn:
+            call = self._calls.get(call_sid)
+            if call is None or call.turn != expected_turn:
                 return False
-            self._calls[call_sid] = copy.deepcopy(state)
-            self._responses[(call_sid, expected_turn + 1)] = response
+            call.state, call.turn, call.touched_at = saved, expected_turn + 1, now
+            call.prev_answer, call.answer = call.answer, answer
+            self._logs.setdefault(call_sid, []).extend(entries)
             return True
 
-    def response_for(self, call_sid, turn):
+    def answer_for(self, call_sid, turn):
         with self._lock:
-            return self._responses.get((call_sid, turn))
+            call = self._calls.get(call_sid)
+            if call is None:
+                return None
+            return call.answer if turn == call.turn else call.prev_answer if turn == call.turn - 1 else None
 
-    def append_log(self, call_sid, entry):
-        entry = {"t": self.now(), **entry}
+    def end_call(self, call_sid, state, entries):
+        check_ended(state)
+        now = self.now()
+        entries = copy.deepcopy(stamp(entries, now))
         with self._lock:
-            self._logs.setdefault(call_sid, []).append(copy.deepcopy(entry))
+            call = self._calls.get(call_sid)
+            if call is None:
+                self._calls[call_sid] = _Call(state, None, now)
+            else:
+                turn = state.get("turn", call.turn)
+                if turn != call.turn:
+                    call.prev_answer = call.answer if turn == call.turn + 1 else None
+                    call.answer = None
+                call.state, call.turn, call.touched_at = copy.deepcopy(state), turn, now
+            self._logs.setdefault(call_sid, []).extend(entries)
+
+    def stale_calls(self, idle_for):
+        cutoff = self.now() - idle_for
+        with self._lock:
+            return [sid for sid, call in self._calls.items()
+                    if not call.state.get("ended") and call.touched_at < cutoff]
+
+    # --- published flow versions -------------------------------------------------
+    def publish_flow(self, name, version):
+        with self._lock:
+            self._published[name] = version
+
+    def published_flows(self):
+        with self._lock:
+            return dict(self._published)
+
+    # --- call log -----------------------------------------------------------------
+    def append_log(self, call_sid, *entries):
+        entries = copy.deepcopy(stamp(entries, self.now()))
+        with self._lock:
+            self._logs.setdefault(call_sid, []).extend(entries)
 
     def call_log(self, call_sid):
         with self._lock:
@@ -54,10 +105,11 @@ class MemoryStore(CallStore):
 
     def list_calls(self, since=None):
         with self._lock:
-            rows = [{"call_sid": sid, "flow": self._calls[sid].get("flow", ""), "started_at": t}
-                    for sid, t in self._started.items() if since is None or t >= since]
+            rows = [{"call_sid": sid, "flow": call.flow, "started_at": call.started_at}
+                    for sid, call in self._calls.items() if since is None or call.started_at >= since]
         return sorted(rows, key=lambda r: r["started_at"])
 
+    # --- flow texts ---------------------------------------------------------------
     def put_flow(self, version, name, path, text):
         with self._lock:
             self._flows.setdefault(version, {"version": version, "name": name, "path": path, "text": text})

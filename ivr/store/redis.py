@@ -1,14 +1,24 @@
 """Redis store: for several hosts sharing one call store.
 
 Keys (prefix "ivr:" by default):
-  {prefix}call:{sid}   hash  state (JSON), turn, flow, started_at
-  {prefix}resp:{sid}   hash  turn -> TwiML answered when the call reached that turn
+  {prefix}call:{sid}   hash  state (JSON), turn, answer, prev_answer, flow, started_at, touched_at
   {prefix}log:{sid}    list  JSON entries, oldest first
   {prefix}calls        zset  call_sid scored by started_at, for list_calls(since)
+  {prefix}live         zset  call_sid of calls not ended, scored by last start/commit, for stale_calls
   {prefix}flows        hash  version -> JSON {"name", "path", "text"}
+  {prefix}published    hash  flow name -> version new calls get
 
-create_call and advance are Lua scripts: Redis runs a script atomically, so the
-check (exists? / turn unchanged?) and the writes cannot interleave with another worker.
+One webhook is two round trips: `load` is one HMGET, `commit` one EVALSHA of a Lua
+script. Redis runs a script atomically, so the compare-and-set on the turn, the state,
+the answer (the previous one moved to prev_answer: two turns kept, no more), the log
+entries and the live zset cannot interleave with another worker.
+
+Timeouts: socket_timeout and socket_connect_timeout (1 s by default; override with the
+constructor or the URL, e.g. redis://host:6379/0?socket_timeout=0.5) bound how long a
+webhook waits for a frozen or unreachable Redis before StoreError. The only retry is one
+immediate reconnect after a dropped connection (e.g. Redis restarted); timeouts are not
+retried. A retried commit is safe: its compare-and-set fails and the caller answers
+from answer_for, which is the answer the first attempt stored.
 """
 from __future__ import annotations
 
@@ -17,24 +27,53 @@ from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
-from ivr.store.base import CallStore, StoreError
+from ivr.store.base import CallStore, StoreError, StoredCall, check_commit, check_ended, stamp
 
-# KEYS: call, resp, calls   ARGV: sid, state, turn, flow, started_at, response
-CREATE = """
+# KEYS: call, calls, live, log   ARGV: sid, state, turn, flow, now, answer, ended, entries...
+START = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'state', ARGV[2], 'turn', ARGV[3], 'flow', ARGV[4], 'started_at', ARGV[5])
-redis.call('HSET', KEYS[2], '0', ARGV[6])
-redis.call('ZADD', KEYS[3], ARGV[5], ARGV[1])
+redis.call('HSET', KEYS[1], 'state', ARGV[2], 'turn', ARGV[3], 'flow', ARGV[4], 'started_at', ARGV[5],
+           'touched_at', ARGV[5], 'answer', ARGV[6])
+redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1])
+if ARGV[7] ~= '1' then redis.call('ZADD', KEYS[3], ARGV[5], ARGV[1]) end
+if #ARGV > 7 then redis.call('RPUSH', KEYS[4], unpack(ARGV, 8)) end
 return 1
 """
 
-# KEYS: call, resp   ARGV: expected_turn, state, new turn, response, expected_turn + 1
+# KEYS: call, live, log   ARGV: sid, expected_turn, state, new turn, answer, now, ended, entries...
 # HGET on a missing call gives false, which never equals a turn: unknown calls do not advance.
-ADVANCE = """
-if redis.call('HGET', KEYS[1], 'turn') ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'state', ARGV[2], 'turn', ARGV[3])
-redis.call('HSET', KEYS[2], ARGV[5], ARGV[4])
+COMMIT = """
+if redis.call('HGET', KEYS[1], 'turn') ~= ARGV[2] then return 0 end
+local prev = redis.call('HGET', KEYS[1], 'answer')
+if prev then redis.call('HSET', KEYS[1], 'prev_answer', prev) else redis.call('HDEL', KEYS[1], 'prev_answer') end
+redis.call('HSET', KEYS[1], 'state', ARGV[3], 'turn', ARGV[4], 'answer', ARGV[5], 'touched_at', ARGV[6])
+if ARGV[7] == '1' then redis.call('ZREM', KEYS[2], ARGV[1]) else redis.call('ZADD', KEYS[2], ARGV[6], ARGV[1]) end
+if #ARGV > 7 then redis.call('RPUSH', KEYS[3], unpack(ARGV, 8)) end
+return 1
+"""
+
+# KEYS: call, calls, live, log   ARGV: sid, state, turn, flow, now, entries...
+END = """
+local cur = redis.call('HMGET', KEYS[1], 'turn', 'answer')
+local old, new = tonumber(cur[1]), tonumber(ARGV[3])
+if not cur[1] then
+  redis.call('HSET', KEYS[1], 'flow', ARGV[4], 'started_at', ARGV[5])
+  redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1])
+end
+if old ~= new then
+  if old and new == old + 1 and cur[2] then
+    redis.call('HSET', KEYS[1], 'prev_answer', cur[2])
+  else
+    redis.call('HDEL', KEYS[1], 'prev_answer')
+  end
+  redis.call('HDEL', KEYS[1], 'answer')
+end
+redis.call('HSET', KEYS[1], 'state', ARGV[2], 'turn', ARGV[3], 'touched_at', ARGV[5])
+redis.call('ZREM', KEYS[3], ARGV[1])
+if #ARGV > 5 then redis.call('RPUSH', KEYS[4], unpack(ARGV, 6)) end
 return 1
 """
 
@@ -47,16 +86,29 @@ def _redact(url: str) -> str:
     return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")).geturl()
 
 
+def _dumps(value) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _one_line(error: Exception) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
 class RedisStore(CallStore):
-    def __init__(self, url: str, prefix: str = "ivr:"):
+    def __init__(self, url: str, prefix: str = "ivr:", socket_timeout: float = 1.0,
+                 socket_connect_timeout: float = 1.0):
         self.url, self.prefix = url, prefix
         try:
-            # Connect timeout so a firewalled host fails in seconds rather than hanging a webhook.
-            self._r = redis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=5)
-        except ValueError as e:   # malformed URL
+            # Settings in the URL's query win over these (redis-py's from_url).
+            self._r = redis.Redis.from_url(
+                url, decode_responses=True, socket_timeout=socket_timeout,
+                socket_connect_timeout=socket_connect_timeout,
+                retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)))
+        except ValueError as e:   # malformed URL or query
             raise StoreError(f"invalid Redis URL {_redact(url)}: {e}") from e
-        self._create = self._r.register_script(CREATE)
-        self._advance = self._r.register_script(ADVANCE)
+        self._start = self._r.register_script(START)
+        self._commit = self._r.register_script(COMMIT)
+        self._end = self._r.register_script(END)
         with self._errors():   # fail at startup, not on the first call
             self._r.ping()
 
@@ -64,11 +116,14 @@ class RedisStore(CallStore):
     def _errors(self):
         try:
             yield
-        except (redis.ConnectionError, redis.TimeoutError) as e:
-            raise StoreError(f"cannot reach Redis at {_redact(self.url)}: {e}; "
+        except redis.TimeoutError as e:
+            raise StoreError(f"Redis at {_redact(self.url)} did not answer in time ({_one_line(e)}); "
+                             "check it is running and not overloaded, or raise socket_timeout in the URL") from e
+        except redis.ConnectionError as e:
+            raise StoreError(f"cannot reach Redis at {_redact(self.url)}: {_one_line(e)}; "
                              "start redis-server or pass --store sqlite:///calls.db") from e
         except redis.RedisError as e:   # auth, wrong key type, out of memory, ...
-            raise StoreError(f"Redis at {_redact(self.url)}: {e}") from e
+            raise StoreError(f"Redis at {_redact(self.url)}: {_one_line(e)}") from e
 
     def _key(self, kind: str, call_sid: str = "") -> str:
         return f"{self.prefix}{kind}:{call_sid}" if call_sid else f"{self.prefix}{kind}"
@@ -82,35 +137,74 @@ class RedisStore(CallStore):
     def close(self) -> None:
         self._r.close()
 
-    # --- call state -------------------------------------------------------------
-    def create_call(self, call_sid, state, response):
-        keys = [self._key("call", call_sid), self._key("resp", call_sid), self._key("calls")]
-        args = [call_sid, json.dumps(state, ensure_ascii=False), state.get("turn", 0),
-                state.get("flow", ""), repr(self.now()), response]
+    # --- one webhook: one read, one write ----------------------------------------
+    def load(self, call_sid):
         with self._errors():
-            return self._create(keys=keys, args=args) == 1
+            text, turn, answer = self._r.hmget(self._key("call", call_sid), ["state", "turn", "answer"])
+        if text is None:
+            return None
+        state = self._loads(text, f"state of call {call_sid}")
+        try:
+            turn = int(turn)
+        except (TypeError, ValueError) as e:
+            raise StoreError(f"corrupt turn of call {call_sid} in Redis at {_redact(self.url)}: {e}") from e
+        return StoredCall(state, turn, answer)
 
-    def get_call(self, call_sid):
+    def start(self, call_sid, state, answer, entries):
+        now = self.now()
+        keys = [self._key("call", call_sid), self._key("calls"), self._key("live"), self._key("log", call_sid)]
+        args = [call_sid, _dumps(state), int(state.get("turn", 0)), state.get("flow", ""), repr(now), answer,
+                "1" if state.get("ended") else "0", *map(_dumps, stamp(entries, now))]
         with self._errors():
-            text = self._r.hget(self._key("call", call_sid), "state")
-        return self._loads(text, f"state of call {call_sid}") if text is not None else None
+            return self._start(keys=keys, args=args) == 1
 
-    def advance(self, call_sid, expected_turn, state, response):
-        keys = [self._key("call", call_sid), self._key("resp", call_sid)]
-        args = [int(expected_turn), json.dumps(state, ensure_ascii=False), state.get("turn", 0), response,
-                int(expected_turn) + 1]
+    def commit(self, call_sid, expected_turn, state, answer, entries):
+        check_commit(expected_turn, state)
+        now = self.now()
+        keys = [self._key("call", call_sid), self._key("live"), self._key("log", call_sid)]
+        args = [call_sid, int(expected_turn), _dumps(state), int(expected_turn) + 1, answer, repr(now),
+                "1" if state.get("ended") else "0", *map(_dumps, stamp(entries, now))]
         with self._errors():
-            return self._advance(keys=keys, args=args) == 1
+            return self._commit(keys=keys, args=args) == 1
 
-    def response_for(self, call_sid, turn):
+    def answer_for(self, call_sid, turn):
         with self._errors():
-            return self._r.hget(self._key("resp", call_sid), str(turn))
+            stored, answer, prev = self._r.hmget(self._key("call", call_sid), ["turn", "answer", "prev_answer"])
+        if stored is None:
+            return None
+        if str(turn) == stored:
+            return answer
+        return prev if str(turn + 1) == stored else None
+
+    def end_call(self, call_sid, state, entries):
+        check_ended(state)
+        now = self.now()
+        keys = [self._key("call", call_sid), self._key("calls"), self._key("live"), self._key("log", call_sid)]
+        args = [call_sid, _dumps(state), int(state.get("turn", 0)), state.get("flow", ""), repr(now),
+                *map(_dumps, stamp(entries, now))]
+        with self._errors():
+            self._end(keys=keys, args=args)
+
+    def stale_calls(self, idle_for):
+        with self._errors():
+            return self._r.zrangebyscore(self._key("live"), "-inf", f"({self.now() - idle_for!r}")
+
+    # --- published flow versions -------------------------------------------------
+    def publish_flow(self, name, version):
+        with self._errors():
+            self._r.hset(self._key("published"), name, version)
+
+    def published_flows(self):
+        with self._errors():
+            return self._r.hgetall(self._key("published"))
 
     # --- call log ---------------------------------------------------------------
-    def append_log(self, call_sid, entry):
-        entry = {"t": self.now(), **entry}
+    def append_log(self, call_sid, *entries):
+        if not entries:
+            return
+        texts = [_dumps(entry) for entry in stamp(entries, self.now())]
         with self._errors():
-            self._r.rpush(self._key("log", call_sid), json.dumps(entry, ensure_ascii=False))
+            self._r.rpush(self._key("log", call_sid), *texts)
 
     def call_log(self, call_sid):
         with self._errors():
@@ -130,7 +224,7 @@ class RedisStore(CallStore):
 
     # --- flow texts ---------------------------------------------------------------
     def put_flow(self, version, name, path, text):
-        value = json.dumps({"name": name, "path": path, "text": text}, ensure_ascii=False)
+        value = _dumps({"name": name, "path": path, "text": text})
         with self._errors():
             self._r.hsetnx(self._key("flows"), version, value)   # first text wins: idempotent
 

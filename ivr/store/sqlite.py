@@ -3,32 +3,45 @@
 WAL mode lets readers proceed while one writer commits; busy_timeout makes a writer wait
 for the lock instead of failing at once. Each thread (and each process, after a fork) opens
 its own connection: sqlite3 connections must not be shared across either.
+
+Per webhook: `load` is one SELECT (outside any transaction); `commit` is
+BEGIN IMMEDIATE, one UPDATE of the calls row (compare-and-set on `turn`, the state,
+the answer moved to `prev_answer` and the new one into `answer`), one executemany
+INSERT of the log entries, COMMIT. Answers live in the calls row, so a call holds
+the answers of its last two turns and no more.
+
+WAL checkpoints run outside requests: request connections set wal_autocheckpoint=0,
+and a daemon thread per process (started lazily, so in each gunicorn worker after the
+fork) runs `PRAGMA wal_checkpoint(PASSIVE)` every `checkpoint_every` seconds. With
+checkpoint_every=0 there is no thread and the server must call `checkpoint()` itself.
 """
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import threading
+import weakref
 from contextlib import contextmanager
 
-from ivr.store.base import CallStore, StoreError
+from ivr.store.base import CallStore, StoreError, StoredCall, check_commit, check_ended, stamp
+
+log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS calls (
-    call_sid   TEXT PRIMARY KEY,
-    flow       TEXT NOT NULL,
-    turn       INTEGER NOT NULL,      -- mirrors state["turn"], so advance is one UPDATE
-    state      TEXT NOT NULL,         -- JSON
-    started_at REAL NOT NULL
+    call_sid    TEXT PRIMARY KEY,
+    flow        TEXT NOT NULL,
+    turn        INTEGER NOT NULL,      -- mirrors state["turn"], so commit is one UPDATE
+    state       TEXT NOT NULL,         -- JSON
+    started_at  REAL NOT NULL,
+    answer      TEXT,                  -- TwiML answered when the call reached `turn`
+    prev_answer TEXT,                  -- ... and when it reached `turn - 1`
+    touched_at  REAL,                  -- last start/commit/end_call, for stale_calls
+    ended       INTEGER NOT NULL DEFAULT 0   -- mirrors state["ended"]
 );
 CREATE INDEX IF NOT EXISTS calls_started_at ON calls (started_at);
-CREATE TABLE IF NOT EXISTS responses (
-    call_sid TEXT NOT NULL,
-    turn     INTEGER NOT NULL,
-    twiml    TEXT NOT NULL,
-    PRIMARY KEY (call_sid, turn)
-);
 CREATE TABLE IF NOT EXISTS log (
     id       INTEGER PRIMARY KEY AUTOINCREMENT,
     call_sid TEXT NOT NULL,
@@ -42,20 +55,51 @@ CREATE TABLE IF NOT EXISTS flows (
     path    TEXT NOT NULL,
     text    TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS published (
+    name    TEXT PRIMARY KEY,
+    version TEXT NOT NULL
+);
 """
+# After MIGRATE: needs the columns an old file may lack. Only calls in progress are indexed.
+INDEXES = "CREATE INDEX IF NOT EXISTS calls_live ON calls (touched_at) WHERE ended = 0;"
+
+# Columns added since the first schema (calls.db files of earlier versions lack them).
+NEW_COLUMNS = {"answer": "TEXT", "prev_answer": "TEXT", "touched_at": "REAL",
+               "ended": "INTEGER NOT NULL DEFAULT 0"}
+
+INSERT_LOG = "INSERT INTO log (call_sid, t, entry) VALUES (?, ?, ?)"
 
 
 def _dumps(value) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+def _checkpoint_loop(path: str, stop: threading.Event, every: float) -> None:
+    """Checkpoint the WAL into the database now and then, off the request path.
+    PASSIVE never waits for readers or writers: it copies what it can and returns."""
+    conn = None
+    try:
+        while not stop.wait(every):
+            try:
+                if conn is None:
+                    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            except sqlite3.Error as e:   # e.g. the disk is full: try again next time
+                log.warning("WAL checkpoint of SQLite store %s failed: %s", path, e)
+    finally:
+        if conn is not None:
+            conn.close()
+
+
 class SqliteStore(CallStore):
-    def __init__(self, path: str, busy_timeout_ms: int = 5000):
+    def __init__(self, path: str, busy_timeout_ms: int = 5000, checkpoint_every: float = 1.0):
         self.path = os.path.abspath(path)
         self.busy_timeout_ms = busy_timeout_ms
+        self.checkpoint_every = checkpoint_every
         self._local = threading.local()
         self._all: list[tuple[int, sqlite3.Connection]] = []   # (pid, connection) opened, for close()
         self._all_lock = threading.Lock()
+        self._checkpointer: tuple[int, threading.Event, threading.Thread] | None = None
         try:
             os.makedirs(os.path.dirname(self.path), exist_ok=True)
         except OSError as e:
@@ -65,6 +109,39 @@ class SqliteStore(CallStore):
         # commits any open transaction first; each CREATE ... IF NOT EXISTS is atomic anyway.
         with self._tx(write=False) as db:
             db.executescript(SCHEMA)
+        self._migrate()
+        with self._tx(write=False) as db:
+            db.executescript(INDEXES)
+
+    def _migrate(self) -> None:
+        """Bring a calls.db of an earlier version up to date, in one transaction (re-checked
+        inside it, so workers starting together migrate once): add the new columns, fill
+        touched_at/ended from the rows, and move the kept answers from the old responses table."""
+        def missing(db):
+            have = {row[1] for row in db.execute("PRAGMA table_info(calls)")}
+            return [name for name in NEW_COLUMNS if name not in have]
+
+        with self._tx(write=False) as db:
+            if not missing(db):
+                return
+        with self._tx() as db:
+            todo = missing(db)
+            for name in todo:
+                db.execute(f"ALTER TABLE calls ADD COLUMN {name} {NEW_COLUMNS[name]}")
+            if "touched_at" in todo:
+                db.execute("UPDATE calls SET touched_at = started_at")
+            if "ended" in todo:
+                db.execute("UPDATE calls SET ended = coalesce(json_extract(state, '$.ended'), 0) != 0 "
+                           "WHERE json_valid(state)")
+            if "answer" in todo and db.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'responses'").fetchone():
+                # The old table stays (read by nothing now) so an older version still running keeps working.
+                db.execute("UPDATE calls SET "
+                           "answer = (SELECT twiml FROM responses r WHERE r.call_sid = calls.call_sid "
+                           "AND r.turn = calls.turn), "
+                           "prev_answer = (SELECT twiml FROM responses r WHERE r.call_sid = calls.call_sid "
+                           "AND r.turn = calls.turn - 1)")
+            log.info("SQLite store %s: added columns %s", self.path, ", ".join(todo))
 
     # --- connections and transactions -----------------------------------------
     def _conn(self) -> sqlite3.Connection:
@@ -75,10 +152,33 @@ class SqliteStore(CallStore):
             conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
             conn.execute("PRAGMA journal_mode = WAL")   # persistent: stored in the file
             conn.execute("PRAGMA synchronous = NORMAL")  # safe with WAL, much faster commits
+            conn.execute("PRAGMA wal_autocheckpoint = 0")  # no checkpoint inside a request's COMMIT
             local.conn, local.pid = conn, os.getpid()
             with self._all_lock:
                 self._all.append((local.pid, conn))
+            self._start_checkpointer()
         return local.conn
+
+    def _start_checkpointer(self) -> None:
+        """One checkpoint thread per process using this store, started on first use: a thread
+        started before gunicorn forks would not exist in the workers."""
+        if self.checkpoint_every <= 0:
+            return
+        with self._all_lock:
+            if self._checkpointer is not None and self._checkpointer[0] == os.getpid():
+                return
+            stop = threading.Event()
+            thread = threading.Thread(target=_checkpoint_loop, args=(self.path, stop, self.checkpoint_every),
+                                      name=f"sqlite-checkpoint {os.path.basename(self.path)}", daemon=True)
+            thread.start()
+            self._checkpointer = (os.getpid(), stop, thread)
+        weakref.finalize(self, stop.set)   # a store dropped without close() stops its thread too
+
+    def checkpoint(self) -> None:
+        """Copy the WAL into the database now (PASSIVE: never waits); for servers that run
+        with checkpoint_every=0 and schedule it themselves."""
+        with self._tx(write=False) as db:
+            db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
 
     @contextmanager
     def _tx(self, write: bool = True):
@@ -113,51 +213,99 @@ class SqliteStore(CallStore):
         # Close only this process's connections. One inherited through fork must never be
         # closed (nor garbage-collected) here: closing may checkpoint the parent's WAL.
         with self._all_lock:
+            checkpointer, self._checkpointer = self._checkpointer, None
             for pid, conn in self._all:
                 if pid == os.getpid():
                     conn.close()
             self._all = [(pid, conn) for pid, conn in self._all if pid != os.getpid()]
         self._local = threading.local()
+        if checkpointer is not None and checkpointer[0] == os.getpid():
+            checkpointer[1].set()
+            checkpointer[2].join(timeout=2)
 
-    # --- call state -------------------------------------------------------------
-    def create_call(self, call_sid, state, response):
+    @staticmethod
+    def _log_rows(call_sid: str, entries: list[dict]) -> list[tuple]:
+        return [(call_sid, entry["t"], _dumps(entry)) for entry in entries]
+
+    # --- one webhook: one read, one write ----------------------------------------
+    def load(self, call_sid):
+        with self._tx(write=False) as db:
+            row = db.execute("SELECT state, turn, answer FROM calls WHERE call_sid = ?", (call_sid,)).fetchone()
+        if row is None:
+            return None
+        return StoredCall(self._loads(row[0], f"state of call {call_sid}"), row[1], row[2])
+
+    def start(self, call_sid, state, answer, entries):
+        now = self.now()
+        row = (call_sid, state.get("flow", ""), state.get("turn", 0), _dumps(state), now, answer, now,
+               1 if state.get("ended") else 0)
+        logs = self._log_rows(call_sid, stamp(entries, now))
         with self._tx() as db:
-            cur = db.execute(
-                "INSERT OR IGNORE INTO calls (call_sid, flow, turn, state, started_at) VALUES (?, ?, ?, ?, ?)",
-                (call_sid, state.get("flow", ""), state.get("turn", 0), _dumps(state), self.now()))
+            cur = db.execute("INSERT OR IGNORE INTO calls (call_sid, flow, turn, state, started_at, answer, "
+                             "touched_at, ended) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
             if cur.rowcount == 0:
                 return False
-            db.execute("INSERT OR REPLACE INTO responses (call_sid, turn, twiml) VALUES (?, 0, ?)",
-                       (call_sid, response))
+            if logs:
+                db.executemany(INSERT_LOG, logs)
             return True
 
-    def get_call(self, call_sid):
-        with self._tx(write=False) as db:
-            row = db.execute("SELECT state FROM calls WHERE call_sid = ?", (call_sid,)).fetchone()
-        return self._loads(row[0], f"state of call {call_sid}") if row else None
-
-    def advance(self, call_sid, expected_turn, state, response):
+    def commit(self, call_sid, expected_turn, state, answer, entries):
+        check_commit(expected_turn, state)
+        now = self.now()
+        args = (_dumps(state), expected_turn + 1, answer, now, 1 if state.get("ended") else 0,
+                call_sid, expected_turn)
+        logs = self._log_rows(call_sid, stamp(entries, now))
         with self._tx() as db:
-            cur = db.execute("UPDATE calls SET state = ?, turn = ? WHERE call_sid = ? AND turn = ?",
-                             (_dumps(state), state.get("turn", 0), call_sid, expected_turn))
+            cur = db.execute("UPDATE calls SET state = ?, turn = ?, prev_answer = answer, answer = ?, "
+                             "touched_at = ?, ended = ? WHERE call_sid = ? AND turn = ?", args)
             if cur.rowcount == 0:
-                return False
-            db.execute("INSERT OR REPLACE INTO responses (call_sid, turn, twiml) VALUES (?, ?, ?)",
-                       (call_sid, expected_turn + 1, response))
+                return False   # nothing written: COMMIT of an empty transaction
+            if logs:
+                db.executemany(INSERT_LOG, logs)
             return True
 
-    def response_for(self, call_sid, turn):
+    def answer_for(self, call_sid, turn):
         with self._tx(write=False) as db:
-            row = db.execute("SELECT twiml FROM responses WHERE call_sid = ? AND turn = ?",
-                             (call_sid, turn)).fetchone()
+            row = db.execute("SELECT CASE ? WHEN turn THEN answer WHEN turn - 1 THEN prev_answer END "
+                             "FROM calls WHERE call_sid = ?", (turn, call_sid)).fetchone()
         return row[0] if row else None
 
-    # --- call log ---------------------------------------------------------------
-    def append_log(self, call_sid, entry):
-        entry = {"t": self.now(), **entry}
+    def end_call(self, call_sid, state, entries):
+        check_ended(state)
+        now = self.now()
+        logs = self._log_rows(call_sid, stamp(entries, now))
         with self._tx() as db:
-            db.execute("INSERT INTO log (call_sid, t, entry) VALUES (?, ?, ?)",
-                       (call_sid, entry["t"], _dumps(entry)))
+            # In SET, every column on the right is the old row's value.
+            db.execute(
+                "INSERT INTO calls (call_sid, flow, turn, state, started_at, touched_at, ended) "
+                "VALUES (?, ?, ?, ?, ?, ?, 1) ON CONFLICT (call_sid) DO UPDATE SET "
+                "prev_answer = CASE excluded.turn WHEN turn THEN prev_answer WHEN turn + 1 THEN answer END, "
+                "answer = CASE excluded.turn WHEN turn THEN answer END, "
+                "state = excluded.state, turn = excluded.turn, touched_at = excluded.touched_at, ended = 1",
+                (call_sid, state.get("flow", ""), state.get("turn", 0), _dumps(state), now, now))
+            if logs:
+                db.executemany(INSERT_LOG, logs)
+
+    def stale_calls(self, idle_for):
+        with self._tx(write=False) as db:
+            rows = db.execute("SELECT call_sid FROM calls WHERE ended = 0 AND touched_at < ? ORDER BY touched_at",
+                              (self.now() - idle_for,)).fetchall()
+        return [sid for (sid,) in rows]
+
+    # --- published flow versions -------------------------------------------------
+    def publish_flow(self, name, version):
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO published (name, version) VALUES (?, ?)", (name, version))
+
+    def published_flows(self):
+        with self._tx(write=False) as db:
+            return dict(db.execute("SELECT name, version FROM published").fetchall())
+
+    # --- call log ---------------------------------------------------------------
+    def append_log(self, call_sid, *entries):
+        logs = self._log_rows(call_sid, stamp(entries, self.now()))
+        with self._tx() as db:
+            db.executemany(INSERT_LOG, logs)
 
     def call_log(self, call_sid):
         with self._tx(write=False) as db:
