@@ -190,6 +190,20 @@ def test_commit_is_compare_and_set_with_state_answer_and_log_together(store):
     assert store.load("CA1").turn == 1
 
 
+def test_update_saves_state_at_the_same_turn_and_keeps_the_answers(store):
+    store.start("CA1", state(0), "<Say>0</Say>", entries("t0", 1))
+    assert store.commit("CA1", 0, state(1, node="ringing"), "<Dial/>", [])
+    assert store.update("CA1", 1, state(1, node="accepted"), entries("agent"))
+    assert store.load("CA1") == StoredCall(state(1, node="accepted"), 1, "<Dial/>")
+    assert store.answer_for("CA1", 0) == "<Say>0</Say>"
+    assert not store.update("CA1", 0, state(0, node="late"), entries("late"))   # the call moved on
+    assert not store.update("CA-unknown", 0, state(0), [])
+    assert store.load("CA1").state == state(1, node="accepted")
+    assert [tag for tag, _ in logged(store, "CA1")] == ["t0", "agent", "agent", "agent"]
+    with pytest.raises(ValueError, match="turn is 1"):
+        store.update("CA1", 1, state(2), [])
+
+
 def test_duplicates_are_answered_for_the_last_two_turns_only(store):
     store.start("CA1", state(0), "<Say>turn 0</Say>", [])
     for turn in range(50):

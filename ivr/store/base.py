@@ -47,6 +47,12 @@ def check_commit(expected_turn: int, state: dict) -> None:
                          f"{expected_turn + 1}, not {state.get('turn')!r}")
 
 
+def check_update(expected_turn: int, state: dict) -> None:
+    if state.get("turn") != expected_turn:
+        raise ValueError(f"update at turn {expected_turn} must save a state whose turn is {expected_turn}, "
+                         f"not {state.get('turn')!r}")
+
+
 def check_ended(state: dict) -> None:
     if not state.get("ended"):
         raise ValueError("end_call saves an ended state: set state['ended'] first")
@@ -70,6 +76,12 @@ class CallStore(ABC):
         `state` (whose turn must be expected_turn + 1), keep `answer` as the answer for that turn
         (dropping answers older than the previous turn) and append `entries` to the call log.
         False and nothing written when the call is unknown or another request got there first."""
+
+    @abstractmethod
+    def update(self, call_sid: str, expected_turn: int, state: dict, entries: list[dict]) -> bool:
+        """Compare-and-set without a new turn: only if the stored turn == expected_turn == state["turn"],
+        save `state` and append `entries`; the answers are untouched. For what another leg learns about
+        the call while it waits (an agent accepting a transfer). False and nothing written otherwise."""
 
     @abstractmethod
     def answer_for(self, call_sid: str, turn: int) -> str | None:

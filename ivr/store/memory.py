@@ -4,7 +4,7 @@ from __future__ import annotations
 import copy
 import threading
 
-from ivr.store.base import CallStore, StoredCall, check_commit, check_ended, stamp
+from ivr.store.base import CallStore, StoredCall, check_commit, check_update, check_ended, stamp
 
 
 class _Call:
@@ -52,6 +52,18 @@ class MemoryStore(CallStore):
                 return False
             call.state, call.turn, call.touched_at = saved, expected_turn + 1, now
             call.prev_answer, call.answer = call.answer, answer
+            self._logs.setdefault(call_sid, []).extend(entries)
+            return True
+
+    def update(self, call_sid, expected_turn, state, entries):
+        check_update(expected_turn, state)
+        now = self.now()
+        saved, entries = copy.deepcopy(state), copy.deepcopy(stamp(entries, now))
+        with self._lock:
+            call = self._calls.get(call_sid)
+            if call is None or call.turn != expected_turn:
+                return False
+            call.state, call.touched_at = saved, now
             self._logs.setdefault(call_sid, []).extend(entries)
             return True
 

@@ -30,7 +30,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from ivr.store.base import CallStore, StoreError, StoredCall, check_commit, check_ended, stamp
+from ivr.store.base import CallStore, StoreError, StoredCall, check_commit, check_update, check_ended, stamp
 
 # KEYS: call, calls, live, log   ARGV: sid, state, turn, flow, now, answer, ended, entries...
 START = """
@@ -52,6 +52,14 @@ if prev then redis.call('HSET', KEYS[1], 'prev_answer', prev) else redis.call('H
 redis.call('HSET', KEYS[1], 'state', ARGV[3], 'turn', ARGV[4], 'answer', ARGV[5], 'touched_at', ARGV[6])
 if ARGV[7] == '1' then redis.call('ZREM', KEYS[2], ARGV[1]) else redis.call('ZADD', KEYS[2], ARGV[6], ARGV[1]) end
 if #ARGV > 7 then redis.call('RPUSH', KEYS[3], unpack(ARGV, 8)) end
+return 1
+"""
+
+# KEYS: call, log   ARGV: expected turn, state, now, entries...
+UPDATE = """
+if redis.call('HGET', KEYS[1], 'turn') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'state', ARGV[2], 'touched_at', ARGV[3])
+if #ARGV > 3 then redis.call('RPUSH', KEYS[2], unpack(ARGV, 4)) end
 return 1
 """
 
@@ -109,6 +117,7 @@ class RedisStore(CallStore):
         self._start = self._r.register_script(START)
         self._commit = self._r.register_script(COMMIT)
         self._end = self._r.register_script(END)
+        self._update = self._r.register_script(UPDATE)
         with self._errors():   # fail at startup, not on the first call
             self._r.ping()
 
@@ -166,6 +175,14 @@ class RedisStore(CallStore):
                 "1" if state.get("ended") else "0", *map(_dumps, stamp(entries, now))]
         with self._errors():
             return self._commit(keys=keys, args=args) == 1
+
+    def update(self, call_sid, expected_turn, state, entries):
+        check_update(expected_turn, state)
+        now = self.now()
+        keys = [self._key("call", call_sid), self._key("log", call_sid)]
+        args = [int(expected_turn), _dumps(state), repr(now), *map(_dumps, stamp(entries, now))]
+        with self._errors():
+            return self._update(keys=keys, args=args) == 1
 
     def answer_for(self, call_sid, turn):
         with self._errors():

@@ -25,7 +25,7 @@ import threading
 import weakref
 from contextlib import contextmanager
 
-from ivr.store.base import CallStore, StoreError, StoredCall, check_commit, check_ended, stamp
+from ivr.store.base import CallStore, StoreError, StoredCall, check_commit, check_update, check_ended, stamp
 
 log = logging.getLogger(__name__)
 
@@ -260,6 +260,19 @@ class SqliteStore(CallStore):
                              "touched_at = ?, ended = ? WHERE call_sid = ? AND turn = ?", args)
             if cur.rowcount == 0:
                 return False   # nothing written: COMMIT of an empty transaction
+            if logs:
+                db.executemany(INSERT_LOG, logs)
+            return True
+
+    def update(self, call_sid, expected_turn, state, entries):
+        check_update(expected_turn, state)
+        now = self.now()
+        logs = self._log_rows(call_sid, stamp(entries, now))
+        with self._tx() as db:
+            cur = db.execute("UPDATE calls SET state = ?, touched_at = ? WHERE call_sid = ? AND turn = ?",
+                             (_dumps(state), now, call_sid, expected_turn))
+            if cur.rowcount == 0:
+                return False
             if logs:
                 db.executemany(INSERT_LOG, logs)
             return True
