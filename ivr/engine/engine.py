@@ -56,7 +56,7 @@ class Engine:
             return turn
         state.turn += 1
         if isinstance(event, ev.CallerHungUp):
-            self._caller_hung_up(state, turn)
+            self._caller_hung_up(state, turn, event)
             return turn
         if state.step not in self.flow.steps:
             raise EngineError(f"call is at unknown step '{state.step}'")
@@ -120,8 +120,11 @@ class Engine:
             state.step, state.phase, state.listen_phase, state.misses = name, None, None, {}
             run.kind.enter(run, run.spec)
 
-    def _caller_hung_up(self, state: CallState, turn: Turn) -> None:
+    def _caller_hung_up(self, state: CallState, turn: Turn, event: ev.CallerHungUp) -> None:
         step = self.flow.steps.get(state.step)
+        if event.recording is not None and event.recording.url:
+            turn.note(facts.Recording("kept", step=state.step, url=event.recording.url,
+                                      seconds=event.recording.seconds, hung_up=True))
         in_service = step is not None and step.kind in ("hold", "transfer") and state.phase in ("holding", "ringing")
         # a goodbye step, or the last words of a ladder (which end with goodbye), came first
         after_goodbye = (step is not None and step.kind == "goodbye") or state.listen_phase == "last_chance"

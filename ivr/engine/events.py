@@ -44,7 +44,7 @@ class PauseOver:
 
 @dataclass(frozen=True)
 class CallerHungUp:
-    pass
+    recording: Recorded | None = None  # what they had recorded when they hung up (a complaint is still kept, E15)
 
 
 Event = Speech | Digits | Silence | HoldEnded | TransferEnded | Recorded | PauseOver | CallerHungUp

@@ -1,0 +1,87 @@
+"""Twilio's webhook parameters -> the engine's events, in our own words.
+
+Twilio reference (the contract):
+- <Gather> action: `Digits`, or `SpeechResult` with an optional `Confidence` (0.0-1.0, an estimate
+  of transcription accuracy) — https://www.twilio.com/docs/voice/twiml/gather#action
+- <Enqueue> action: `QueueResult` (bridged, queue-full, system-error, hangup, redirected, leave),
+  `QueueTime` — https://www.twilio.com/docs/voice/twiml/enqueue#action
+- <Dial> action: `DialCallStatus` (completed, answered, busy, no-answer, failed, canceled),
+  `DialBridged` — https://www.twilio.com/docs/voice/twiml/dial#action
+- <Record> action: `RecordingUrl`, `RecordingDuration` — https://www.twilio.com/docs/voice/twiml/record#action
+- status callback and every request: `CallStatus` — https://www.twilio.com/docs/voice/api/call-resource#call-status-values
+"""
+from __future__ import annotations
+
+import math
+
+from ivr.engine import events as ev
+
+FINAL_STATUSES = {"completed", "canceled", "failed", "busy", "no-answer"}
+MAX_DIGITS = 32  # more than any menu needs; longer input is treated as a wrong key
+MAX_SPEECH = 500
+QUEUE_RESULTS = {"bridged": "served", "leave": "limit"}  # anything else: the hold failed
+DIAL_FAILURES = {"no-answer": "no_answer", "busy": "busy"}  # failed, canceled: failed
+
+
+def number(value) -> float:
+    try:
+        result = float(value)
+    except (TypeError, ValueError):
+        return 0.0
+    return result if math.isfinite(result) and result >= 0 else 0.0
+
+
+def confidence(value) -> float:
+    """Twilio's Confidence is 0..1; anything unreadable counts as not understood (0)."""
+    return min(number(value), 1.0)
+
+
+def caller_gone(params) -> bool:
+    return params.get("CallStatus") in FINAL_STATUSES
+
+
+def recording(params) -> ev.Recorded:
+    return ev.Recorded(params.get("RecordingUrl", ""), number(params.get("RecordingDuration")))
+
+
+def gathered(params):
+    digits = params.get("Digits", "").strip()
+    if digits:
+        return ev.Digits(digits if len(digits) <= MAX_DIGITS else "?")
+    speech = params.get("SpeechResult", "").strip()
+    if speech:
+        return ev.Speech(speech[:MAX_SPEECH], confidence(params.get("Confidence")))
+    return ev.Silence()
+
+
+def queue_ended(params):
+    result = params.get("QueueResult", "")
+    if result == "hangup":
+        return ev.CallerHungUp()
+    return ev.HoldEnded(QUEUE_RESULTS.get(result, "failed"), number(params.get("QueueTime")))
+
+
+def dial_outcome(params, accepted: bool) -> str:
+    """connected only when the agent's leg pressed the key to accept (our own record of it)."""
+    status = params.get("DialCallStatus", "failed")
+    if status in ("completed", "answered"):
+        return "connected" if accepted else "declined"
+    return DIAL_FAILURES.get(status, "failed")
+
+
+def event_for(kind: str, params, accepted: bool = False):
+    """One action URL's request -> one engine event. `kind` is the URL's `k`."""
+    if caller_gone(params):  # the caller is gone; Twilio ignores what we answer
+        rec = recording(params) if kind == "record" and params.get("RecordingUrl") else None
+        return ev.CallerHungUp(rec)
+    if kind == "gather":
+        return gathered(params)
+    if kind == "pause":
+        return ev.PauseOver()
+    if kind == "record":
+        return recording(params)
+    if kind == "queue":
+        return queue_ended(params)
+    if kind == "dial":
+        return ev.TransferEnded(dial_outcome(params, accepted))
+    raise ValueError(f"unknown event kind '{kind}'")
