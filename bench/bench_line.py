@@ -32,7 +32,7 @@ from line_corpus import CLASSES, COUNTS, generate, load_manifest  # noqa: E402
 from ivr.media.analyser import (FRAME_SAMPLES, RATE, THRESHOLDS_FILE, LineAnalyser,  # noqa: E402
                                 Thresholds, classify)
 
-FEATURES = ("seconds", "speech_dbfs", "noise_dbfs", "snr_db", "rt60_s", "dynamics_db", "voiced_ratio",
+FEATURES = ("seconds", "speech_dbfs", "noise_dbfs", "snr_db", "reverb_s", "dynamics_db", "voiced_ratio",
             "digital_silence")
 # threshold name -> candidate values searched when tuning
 GRID = {
@@ -40,7 +40,7 @@ GRID = {
     "silent_max_speech_dbfs": np.arange(-75.0, -50.0, 0.5),
     "silent_min_dynamics_db": np.arange(2.0, 12.0, 0.25),
     "noisy_max_snr_db": np.arange(10.0, 26.0, 0.25),
-    "speaker_min_rt60_s": np.round(np.arange(0.10, 0.80, 0.01), 3),
+    "speaker_min_reverb_s": np.round(np.arange(0.10, 1.90, 0.02), 3),
     "quiet_max_speech_dbfs": np.arange(-44.0, -26.0, 0.25),
 }
 

@@ -67,6 +67,10 @@ TEXT_CMN = [
     "我想咨询一下房贷的事情,我们打算买一套房子。",
     "不好意思,我没听清楚,您能再说一遍吗?",
 ]
+# short answers: a caller who says only a word or two in the listening window
+SHORT_EN = ["Yes.", "Balance, please.", "Lost card.", "No, thank you.", "Operator.", "Two."]
+SHORT_CMN = ["是的。", "查余额。", "挂失。", "不用了,谢谢。", "人工服务。", "二。"]
+SHORT_SHARE = 0.25
 
 SETS = {
     "tune": dict(
@@ -161,10 +165,14 @@ def telephone_band(y: np.ndarray) -> np.ndarray:
     return y / (np.sqrt((y ** 2).mean()) + 1e-12)
 
 
-def speech(voice: str, rng: random.Random, tmp: Path, name: str, reverb: tuple | None = None) -> np.ndarray:
-    """One or two caller sentences in ``voice`` at 8 kHz (float, unscaled)."""
-    texts = TEXT_CMN if voice.startswith("cmn") else TEXT_EN
-    text = " ".join(rng.sample(texts, rng.choice([1, 2])))
+def speech(voice: str, rng: random.Random, tmp: Path, name: str, reverb: tuple | None = None,
+           short: bool = False) -> np.ndarray:
+    """One or two caller sentences (or a short answer) in ``voice`` at 8 kHz (float, unscaled)."""
+    if short:
+        text = rng.choice(SHORT_CMN if voice.startswith("cmn") else SHORT_EN)
+    else:
+        texts = TEXT_CMN if voice.startswith("cmn") else TEXT_EN
+        text = " ".join(rng.sample(texts, rng.choice([1, 2])))
     raw, out = tmp / f"{name}.raw.wav", tmp / f"{name}.8k.wav"
     espeak(voice, text, rng.randint(130, 190), rng.randint(30, 70), raw)
     effects = ["rate", RATE]
@@ -215,7 +223,11 @@ def make_clip(spec: dict) -> dict:
             if cls == "speakerphone":
                 r = cfg["reverb"]
                 reverb = (rng.randint(*r["reverberance"]), rng.randint(*r["room"]), rng.random() < r["wet_only"])
-            s = speech(voice, rng, tmp, "talker", reverb)
+            short = rng.random() < SHORT_SHARE
+            s = speech(voice, rng, tmp, "talker", reverb, short=short)
+            if short:  # a short answer somewhere in a 3-5 s listening window
+                lead = rng.uniform(0.3, 2.0)
+                tail = max(0.3, rng.uniform(3.0, 5.0) - lead - len(s) / RATE)
             level = {"clear": (-26, -16), "quiet": (-52, -42), "noisy": (-28, -16),
                      "speakerphone": (-34, -24)}[cls]
             level = rng.uniform(*level)
@@ -233,7 +245,7 @@ def make_clip(spec: dict) -> dict:
             else:
                 bg = noise(colour, len(s), nrng)
             x = s + bg * 10 ** ((level - snr) / 20)
-            row.update(voice=voice, level_dbfs=round(level, 1), colour=colour, snr_db=round(snr, 1))
+            row.update(voice=voice, short=short, level_dbfs=round(level, 1), colour=colour, snr_db=round(snr, 1))
             if reverb:
                 row.update(reverberance=reverb[0], room_scale=reverb[1], wet_only=reverb[2])
         mix, ulaw = tmp / "mix.wav", tmp / "ulaw.wav"

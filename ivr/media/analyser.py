@@ -16,10 +16,11 @@ figures for the window so far (or since a timestamp) from those numbers:
   (0 dBFS = full-scale sine RMS... here simply RMS relative to 32768);
 - ``noise_dbfs``: noise floor, the 10th percentile of the 20 ms frame energies;
 - ``snr_db``: speech level minus noise floor;
-- ``rt60_s``: a blind reverberation estimate: how fast the energy can fall after speech
-  (60 dB divided by the typical steepest decay rate). A handset in a dry room falls
-  30–50 dB within 20 ms (rt60 well under 0.1 s); a speakerphone's room reverberation
-  cannot fall faster than the room decays;
+- ``reverb_s``: a blind reverberation index, in seconds on an RT60-like scale (60 dB times
+  how long the energy takes to fall after speech, divided by the fall): a handset in a
+  dry room falls 20 dB within 10-30 ms at the end of syllables (index well under 0.5 s);
+  a speakerphone's room reverberation cannot fall faster than the room decays (index
+  above 1 s). It is not a calibrated RT60 measurement: use it as a threshold feature;
 - ``voiced_ratio``: share of frames the VAD calls speech;
 - ``digital_silence``: share of frames that are exactly zero (a muted or DTX line) as
   opposed to comfort noise (a low, steady hiss with no speech).
@@ -84,7 +85,7 @@ class Thresholds:
     silent_max_speech_dbfs: float = -58.0   # or what is "voiced" is this faint: comfort noise
     silent_min_dynamics_db: float = 12.0    # or the level barely moves (steady hiss, no syllables)
     noisy_max_snr_db: float = 15.0          # speech stands less than this above the floor
-    speaker_min_rt60_s: float = 0.25        # energy decays at least this slowly after speech
+    speaker_min_reverb_s: float = 1.0         # energy decays at least this slowly after speech
     quiet_max_speech_dbfs: float = -36.0    # active speech level below this: too quiet
     vad_mode: int = 2                       # webrtcvad aggressiveness 0..3
 
@@ -112,7 +113,7 @@ class LineReport:
     speech_dbfs: float        # active speech level
     noise_dbfs: float         # noise floor (10th percentile of 20 ms frame energies)
     snr_db: float
-    rt60_s: float             # blind reverberation (decay) estimate
+    reverb_s: float           # blind reverberation index (see module doc)
     dynamics_db: float        # spread of block energies (95th - 10th percentile)
     voiced_ratio: float       # share of frames webrtcvad calls speech
     digital_silence: float    # share of frames that are exact digital zero
@@ -198,7 +199,7 @@ def features(energy: np.ndarray, voiced: np.ndarray, zero: np.ndarray) -> dict:
     """The window's figures from per-frame block energies, VAD flags and zero flags."""
     n = len(voiced)
     if n == 0:
-        return dict(seconds=0.0, speech_dbfs=FLOOR_DB, noise_dbfs=FLOOR_DB, snr_db=0.0, rt60_s=0.0,
+        return dict(seconds=0.0, speech_dbfs=FLOOR_DB, noise_dbfs=FLOOR_DB, snr_db=0.0, reverb_s=0.0,
                     dynamics_db=0.0, voiced_ratio=0.0, digital_silence=0.0)
     blocks = _db(energy.reshape(-1).astype(np.float64))
     frame_db = _db(energy.mean(axis=1).astype(np.float64))
@@ -209,21 +210,21 @@ def features(energy: np.ndarray, voiced: np.ndarray, zero: np.ndarray) -> dict:
         speech = float(_db(energy[active].mean()))
     else:
         speech = float(np.percentile(frame_db, 95))
-    rt60 = _decay_rt60(blocks, speech, noise)
+    reverb = _reverb_index(blocks, speech, noise)
     return dict(seconds=n * FRAME_MS / 1000.0, speech_dbfs=speech, noise_dbfs=noise, snr_db=speech - noise,
-                rt60_s=rt60, dynamics_db=high - noise, voiced_ratio=float(voiced.mean()),
+                reverb_s=reverb, dynamics_db=high - noise, voiced_ratio=float(voiced.mean()),
                 digital_silence=float(zero.mean()))
 
 
-def _decay_rt60(blocks: np.ndarray, speech: float, noise: float, horizon: int = 80) -> float:
+def _reverb_index(blocks: np.ndarray, speech: float, noise: float, horizon: int = 80) -> float:
     """Blind reverberation estimate from the 5 ms block envelope.
 
     From every loud block (within 10 dB of the speech level) measure how long the energy
     takes to fall ``drop`` dB (20 dB, less when the floor leaves less headroom), looking at
     most ``horizon`` blocks (400 ms) ahead. Dry speech falls that far within 10-30 ms at the
     end of many syllables; in a reverberant room no fall is faster than the room's decay
-    (60 dB per RT60). The 10th percentile of the fall times (the fastest falls) gives
-    RT60 = 60 dB * time / drop, capped at 2 s. Zero when there is too little speech.
+    (60 dB per RT60). The 30th percentile of the fall times (the faster falls) gives the
+    index 60 dB * time / drop, capped at 2 s. Zero when there is too little speech.
     """
     drop = min(20.0, (speech - noise) - 6.0)
     if blocks.size <= horizon + 1 or drop < 8.0:
@@ -235,7 +236,7 @@ def _decay_rt60(blocks: np.ndarray, speech: float, noise: float, horizon: int = 
     ahead = np.lib.stride_tricks.sliding_window_view(blocks[1:], horizon)[loud]
     fell = ahead <= (start[loud] - drop)[:, None]
     steps = np.where(fell.any(axis=1), fell.argmax(axis=1) + 1, horizon * 2)
-    seconds = float(np.percentile(steps, 10)) * 0.005
+    seconds = float(np.percentile(steps, 30)) * 0.005
     return float(min(2.0, 60.0 * seconds / drop))
 
 
@@ -249,8 +250,8 @@ def classify(f: dict, t: Thresholds) -> LineReport:
         cond, why = "silent", f"level steady ({f['dynamics_db']:.1f} dB < {t.silent_min_dynamics_db}): no syllables"
     elif f["snr_db"] < t.noisy_max_snr_db:
         cond, why = "noisy", f"SNR {f['snr_db']:.1f} dB < {t.noisy_max_snr_db}"
-    elif f["rt60_s"] >= t.speaker_min_rt60_s:
-        cond, why = "speakerphone", f"reverberant (RT60 ~{f['rt60_s']:.2f} s >= {t.speaker_min_rt60_s})"
+    elif f["reverb_s"] >= t.speaker_min_reverb_s:
+        cond, why = "speakerphone", f"reverberant (decay index {f['reverb_s']:.2f} s >= {t.speaker_min_reverb_s})"
     elif f["speech_dbfs"] < t.quiet_max_speech_dbfs:
         cond, why = "quiet", f"speech {f['speech_dbfs']:.1f} dBFS < {t.quiet_max_speech_dbfs}"
     else:
