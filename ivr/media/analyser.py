@@ -67,14 +67,13 @@ def ulaw_decode(data: bytes) -> np.ndarray:
 
 
 def ulaw_encode(samples: np.ndarray) -> bytes:
-    """int16 samples -> μ-law bytes (G.711, for tests and the simulator)."""
-    x = np.asarray(samples, dtype=np.int32)
-    sign = np.where(x < 0, 0x80, 0)
-    mag = np.minimum(np.abs(x), 32635) + 0x84
-    exponent = np.floor(np.log2(mag)).astype(np.int32) - 7
-    exponent = np.clip(exponent, 0, 7)
-    mantissa = (mag >> (exponent + 3)) & 0x0F
-    return (~(sign | (exponent << 4) | mantissa) & 0xFF).astype(np.uint8).tobytes()
+    """int16 samples -> μ-law bytes (G.711 on the top 14 bits, as audioop.lin2ulaw did)."""
+    v = np.asarray(samples, dtype=np.int32) >> 2
+    neg = v < 0
+    mag = np.minimum(np.where(neg, -v, v), 8159) + 33
+    seg = np.clip(np.floor(np.log2(mag)).astype(np.int32) - 5, 0, 7)
+    uval = np.where(mag > 0x1FFF, 0x7F, (seg << 4) | ((mag >> (seg + 1)) & 0x0F))  # full scale
+    return (uval ^ np.where(neg, 0x7F, 0xFF)).astype(np.uint8).tobytes()
 
 
 @dataclass(frozen=True)
