@@ -263,3 +263,14 @@ def test_cli_registered_in_ivr():
     from ivr.cli import main
 
     assert main(["line", "analyse", str(REPO / "README.md")]) == 1
+
+
+def test_upgrade_signature():
+    from twilio.request_validator import RequestValidator
+
+    from ivr.media.stream import upgrade_signature_ok
+
+    url = "wss://ivr.example.com/twilio/media"
+    good = RequestValidator(TOKEN).compute_signature(url, {})
+    assert upgrade_signature_ok(TOKEN, url, good)
+    assert not upgrade_signature_ok(TOKEN, url, "forged") and not upgrade_signature_ok(TOKEN, url, None)
