@@ -12,8 +12,8 @@ memory is bounded however long the call. :meth:`LineAnalyser.verdict` computes t
 figures for the window so far (or since a timestamp) from those numbers:
 
 - ``speech_dbfs``: active speech level, the power mean of the frames the VAD calls voiced
-  that stand above the noise floor (an approximation of ITU-T P.56 active level), in dBFS
-  (0 dBFS = full-scale sine RMS... here simply RMS relative to 32768);
+  that stand at least 6 dB above the noise floor (an approximation of ITU-T P.56 active
+  level), in dBFS (RMS relative to full scale, 32768; a full-scale sine is -3 dBFS);
 - ``noise_dbfs``: noise floor, the 10th percentile of the 20 ms frame energies;
 - ``snr_db``: speech level minus noise floor;
 - ``reverb_s``: a blind reverberation index, in seconds on an RT60-like scale (60 dB times
