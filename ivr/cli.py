@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ivr.flow import FlowError, load_flow
 from ivr.flow.load import flows_in
+from ivr.media import cli as line_cli
 from ivr.store import StoreError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -119,6 +120,10 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("schema", help="print the JSON Schema of the flow language (for editors)")
     p.add_argument("--out", help="write to this file instead of stdout")
     p.set_defaults(func=cmd_schema)
+
+    p = sub.add_parser("line", help="perceive the line from audio: ivr line analyse FILE.wav")
+    line_cli.add_arguments(p)
+    p.set_defaults(func=line_cli.run)
 
     for name, (module_name, prefix, help_text) in DELEGATED.items():
         try:
