@@ -98,7 +98,7 @@ class CallSession:
 
     def caller_gone(self, call_id: str, status: str, duration: float, received: dict) -> None:
         """The call ended (the platform's status report). If we had not hung up, the caller did."""
-        ended = facts.CallEnded(status, duration).to_dict()
+        ended = {**facts.CallEnded(status, duration).to_dict(), "kind": "note"}
         for _ in range(3):  # a webhook of the same call may be saving at this moment: try again
             call = self.load(call_id)
             if call is None or call.state.ended:
@@ -117,17 +117,19 @@ class CallSession:
         if call is None or call.turn != turn or call.state.phase != "ringing":
             return False
         call.state.accepted_by = agent_call
-        fact = facts.Transfer("accepted", step=call.state.step, agent_call=agent_call).to_dict()
-        return self.store.update(call_id, turn, call.state.to_dict(), [{**fact, "turn": turn}])
+        fact = facts.Transfer("accepted", step=call.state.step, agent_call=agent_call)
+        return self.store.update(call_id, turn, call.state.to_dict(), _entries({}, [fact], turn))
 
-    def note(self, call_id: str, fact: facts.Fact, turn: int | None = None, received: dict | None = None) -> None:
-        """A fact that changes nothing in the call's state (a hold check-in, the agent taking a held caller)."""
-        entries = [received] if received else []
-        self.store.append_log(call_id, *entries, {**fact.to_dict(), "kind": "note", "turn": turn})
+    def note(self, call_id: str, received: dict, answer: str, *notes: facts.Fact, turn: int | None = None) -> str:
+        """A request that changes nothing in the call's state (a hold check-in, the agent taking a held
+        caller, the agent's whisper): the request, its facts and the answer go to the log in one write."""
+        self.store.append_log(call_id, *_entries(received, notes, turn, answer))
+        return answer
 
-    def fail(self, call_id: str, reason: str, received: dict | None = None) -> tuple[Engine, CallState | None]:
-        """Something broke on our side: the call is over for the engine, the fallback is logged.
-        Returns the engine (the call's, or the default flow's) and state the apology is rendered from."""
+    def fail(self, call_id: str, reason: str, received: dict | None,
+             apology: Callable[[Engine, CallState | None], str]) -> str:
+        """Something broke on our side: the caller hears `apology` (rendered from the call's flow, or the
+        default flow's when the call cannot be read), the call is over for the engine, the fallback logged."""
         engine, call = self.registry.default, None
         try:
             call = self.load(call_id)
@@ -136,26 +138,27 @@ class CallSession:
         except Exception:  # noqa: BLE001 - a broken store or row: apologise with the default flow's words
             log.exception("could not read call %s while apologising", call_id)
         state = call.state if call else None
+        answer = apology(engine, state)
         fallback = facts.Fallback(to=engine.flow.fallback.transfer_to, reason=reason[:300])
         try:
             entries = ([received] if received else []) + [{**fallback.to_dict(), "kind": "note"}]
             if call is not None and not state.ended:
-                state.ended, state.turn = True, state.turn + 1
+                state.ended, state.turn = True, call.turn + 1
                 if not engine.flow.fallback.transfer_to:  # the apology ends with a goodbye and a hang-up
                     entries.append({**facts.HungUp("engine", after_goodbye=True).to_dict(), "kind": "note",
                                     "turn": state.turn})
-                if self.store.commit(call_id, call.turn, state.to_dict(), "", entries):
-                    return engine, state
+                if self.store.commit(call_id, call.turn, state.to_dict(), answer, entries):
+                    return answer
             self.store.append_log(call_id, *entries)
         except Exception:  # noqa: BLE001 - the store may be what failed
             log.exception("could not record the fallback of call %s", call_id)
-        return engine, state
+        return answer
 
 
-def _entries(received: dict, notes: list, turn: int, answer: str | None = None) -> list[dict]:
+def _entries(received: dict, notes, turn: int | None, answer: str | None = None) -> list[dict]:
     """The call-log entries of one turn: the request as received, the facts, the answer."""
     out = [received] if received else []
-    out += [{**note.to_dict(), "kind": "note", "turn": turn} for note in notes]
+    out += [{**note.to_dict(), "kind": "note", **({"turn": turn} if turn is not None else {})} for note in notes]
     if answer is not None:
         out.append({"kind": "response", "path": received.get("path", "") if received else "", "twiml": answer})
     return out

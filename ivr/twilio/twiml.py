@@ -14,6 +14,8 @@ from twilio.twiml.voice_response import Dial, Enqueue, Gather, Say, VoiceRespons
 from ivr.engine import actions as act
 from ivr.flow.model import Flow
 
+WHISPER_ACCEPT_WAIT = 10  # seconds the agent has to press the key after the whisper
+
 SPEECH_LANGUAGE = {"cmn-CN": "cmn-Hans-CN", "en-US": "en-US"}
 
 
@@ -99,6 +101,17 @@ class Renderer:
         flush()
         return str(response)
 
+    def whisper(self, text: str, parent: str, turn: int) -> str:
+        """The agent's leg: who is calling and why; their key press (1) accepts, anything else hangs up
+        the agent leg, and the caller then hears the apology and a choice (E10)."""
+        response = VoiceResponse()
+        gather = Gather(num_digits=1, timeout=WHISPER_ACCEPT_WAIT, method="POST",
+                        action=self.link("/twilio/whisper/answer", parent=parent, t=turn))
+        gather.append(self.say_plain(text))
+        response.append(gather)
+        response.hangup()
+        return str(response)
+
     def speak(self, *texts: str, then_hangup: bool = False, dial: str | None = None) -> str:
         """A small response of plain speech (apologies, whisper, hold return)."""
         response = VoiceResponse()
@@ -110,3 +123,35 @@ class Renderer:
         if then_hangup:
             response.hangup()
         return str(response)
+
+
+def only(verb: str = "") -> str:
+    """A response with at most one bare verb (<Hangup/>, <Leave/>), or empty."""
+    response = VoiceResponse()
+    if verb:
+        getattr(response, verb)()
+    return str(response)
+
+
+class Renderers:
+    """One Renderer per flow version (a flow's voice and language never change within a version)."""
+
+    def __init__(self, base_url: str = ""):
+        self.base_url = base_url
+        self._by_version: dict[str, Renderer] = {}
+
+    def get(self, engine) -> Renderer:
+        renderer = self._by_version.get(engine.loaded.version)
+        if renderer is None:
+            renderer = self._by_version[engine.loaded.version] = Renderer(engine.flow, self.base_url)
+        return renderer
+
+    def answer(self, engine, actions: list, call_id: str, state) -> str:
+        return self.get(engine).render(actions, call_id, state.turn)
+
+    def apology(self, engine, state) -> str:
+        """The flow's apology, then its fallback number or a goodbye and a hang-up."""
+        flow = engine.flow
+        goodbye = None if flow.fallback.transfer_to else engine.render(flow.etiquette.goodbye.say, state)
+        return self.get(engine).speak(engine.apology(state), goodbye, dial=flow.fallback.transfer_to,
+                                      then_hangup=not flow.fallback.transfer_to)
