@@ -10,6 +10,7 @@ store stay readable. Fields that are None are left out to keep the log small.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from functools import lru_cache
 from typing import ClassVar
 
 
@@ -19,15 +20,20 @@ class Fact:
 
     def to_dict(self) -> dict:
         out = {"fact": self.json_name}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if value is not None and f.name != "what":
-                out[f.name] = value
+        for name in _field_names(type(self)):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
         return out
 
     @property
     def json_name(self) -> str:
         return self.names[getattr(self, "what")] if self.names else _snake(type(self).__name__)
+
+
+@lru_cache(maxsize=None)
+def _field_names(cls) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls) if f.name != "what")
 
 
 def _snake(name: str) -> str:

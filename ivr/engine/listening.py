@@ -24,7 +24,8 @@ def mentions(said: str, keyword: str) -> bool:
 
 class ListenLadder(CallMachine):
     """One listening window with the retries of a ladder, then its `then` step, or the last words
-    (still listening, E2 step 4), then hanging up. `miss` carries which ladder missed."""
+    (still listening, E2 step 4), then hanging up. `miss` carries which ladder missed; an answer
+    understood puts the ladder back at `listening` (nothing to decide, so no event)."""
 
     state_field = "listen_phase"  # a listening step also has its own phase (hold, transfer)
 
@@ -44,7 +45,6 @@ class ListenLadder(CallMachine):
         | retrying.to(listening, on="give_up")
         | last_chance.to(listening, on="give_up")
     )
-    heard = listening.to(listening) | retrying.to(listening) | last_chance.to(listening)
 
     # guards: `ladder` is the name of the ladder that missed (silence, quiet, noisy, not_understood)
     def retry_left(self, ladder: str) -> bool:
@@ -102,8 +102,7 @@ def heard(run, event) -> None:
         raise TypeError(f"a listening step does not expect {type(event).__name__}")
     if choice is None:
         return miss(run, "not_understood")
-    fire(ListenLadder, run, "heard")
-    run.state.misses = {}
+    run.state.listen_phase, run.state.misses = None, {}  # understood: the ladder starts again from the top
     run.kind.chose(run, run.spec, choice)
 
 

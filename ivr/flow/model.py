@@ -6,6 +6,7 @@ another step. What each step kind holds is in its module under ivr/steps/; the
 """
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, create_model, model_validator
@@ -124,7 +125,7 @@ class _StepBase(Strict):
             raise ValueError(f"a '{kind.name}' step chooses its own way on; remove 'next:'")
         return self
 
-    @property
+    @cached_property
     def kind(self) -> str:
         return next(name for name in KINDS if name in self.model_fields_set)
 

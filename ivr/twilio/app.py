@@ -96,9 +96,11 @@ def form():
     return request.form if request.method == "POST" else request.args
 
 
-def received() -> dict:
+
+def received(params=None) -> dict:
     """The request as the call log keeps it (replay re-drives calls from these)."""
-    return {"kind": "request", "path": request.path, "query": request.args.to_dict(), "params": form().to_dict()}
+    params = form() if params is None else params
+    return {"kind": "request", "path": request.path, "query": request.args.to_dict(), "params": params.to_dict()}
 
 
 @bp.before_request
@@ -153,7 +155,7 @@ def apologise(sid: str, reason: str) -> str:
 @webhook(apologise)
 def voice(sid: str, flow: str | None = None) -> str:
     params = form()
-    return svc().session.start(sid, flow, params.get("From", ""), params.get("To", ""), received())
+    return svc().session.start(sid, flow, params.get("From", ""), params.get("To", ""), received(params))
 
 
 @bp.route("/twilio/event", methods=WEBHOOK_METHODS)
@@ -165,7 +167,7 @@ def event(sid: str) -> str:
         raise CallProblem(f"event URL without a valid turn: {request.full_path}") from None
     kind, params = request.args.get("k", ""), form()
     return svc().session.handle(sid, turn, lambda call: tw.event_for(kind, params, bool(call.state.accepted_by)),
-                                received())
+                                received(params))
 
 
 @bp.route("/twilio/status", methods=WEBHOOK_METHODS)
@@ -175,7 +177,7 @@ def status(sid: str) -> str:
     params = form()
     if tw.caller_gone(params):
         svc().session.caller_gone(sid, params["CallStatus"].replace("-", "_"), tw.number(params.get("CallDuration")),
-                                  received())
+                                  received(params))
     return only()
 
 

@@ -7,6 +7,7 @@ from a new event.
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from urllib.parse import urlencode
 
 from twilio.twiml.voice_response import Dial, Enqueue, Gather, Say, VoiceResponse
@@ -15,6 +16,8 @@ from ivr.engine import actions as act
 from ivr.flow.model import Flow
 
 WHISPER_ACCEPT_WAIT = 10  # seconds the agent has to press the key after the whisper
+_TURN_MARK, _CALL_MARK = "t=TURNxMARK", "parent=CALLxMARK"  # filled in per call by Renderer.render
+RENDERED_KEPT = 2048  # distinct turns' TwiML kept per flow version
 
 SPEECH_LANGUAGE = {"cmn-CN": "cmn-Hans-CN", "en-US": "en-US"}
 
@@ -33,6 +36,7 @@ class Renderer:
         self.speech_language = flow.speech_language or SPEECH_LANGUAGE.get(flow.language, flow.language)
         louder = flow.etiquette.repeat_louder
         self.prosody = {"rate": louder.rate, "volume": louder.volume}
+        self._template = lru_cache(maxsize=RENDERED_KEPT)(self._render)
 
     def link(self, path: str, **params) -> str:
         return self.base + url(path, **params)
@@ -50,6 +54,13 @@ class Renderer:
         return say
 
     def render(self, actions: list, call_sid: str, turn: int) -> str:
+        """The TwiML of a turn. The same actions always make the same TwiML but for the call and turn
+        in its URLs, so it is rendered once per distinct list of actions and then filled in."""
+        template = self._template(tuple(actions))
+        return template.replace(_TURN_MARK, f"t={turn}").replace(_CALL_MARK, f"parent={call_sid}")
+
+    def _render(self, actions: tuple) -> str:
+        call_sid, turn = _CALL_MARK.removeprefix("parent="), _TURN_MARK.removeprefix("t=")
         response = VoiceResponse()
         pending: list[Say] = []  # Says nest inside the Gather that follows, so the caller may barge in
 
