@@ -31,8 +31,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(BENCH.parent))
 
-from bench_core import CALL, TOKEN  # noqa: E402
-from bench_webhooks import synthetic_flow  # noqa: E402
+from bench_core import CALL, TOKEN, synthetic_flow  # noqa: E402
 
 LUA = r"""
 local reqs, i = {}, 0
