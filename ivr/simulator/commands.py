@@ -86,7 +86,7 @@ def add_test_arguments(p) -> None:
 
 
 def run_test(args) -> int:
-    from ivr.simulator.runner import find_scripts, over_http, run_script
+    from ivr.simulator.runner import InProcessRun, find_scripts, over_http, run_script
     from ivr.simulator.transcript import describe
 
     started = time.monotonic()
@@ -104,8 +104,9 @@ def run_test(args) -> int:
         print("no caller scripts found (*.yaml)", file=sys.stderr)
         return 1
     outcomes = []
+    run = InProcessRun()  # each flow loaded once, one app per flow for the whole run
     for path in scripts:
-        outcome = run_script(path, transport)
+        outcome = run_script(path, transport, run=run)
         outcomes.append(outcome)
         if args.json:
             continue

@@ -1,12 +1,14 @@
-"""How the fake Twilio reaches the app: in-process (Flask test client) or over HTTP (requests).
+"""How the fake Twilio reaches the app: in-process (a direct WSGI call) or over HTTP (requests).
 
 Both sign every request exactly like Twilio: X-Twilio-Signature is the HMAC of the full
 URL and the POST parameters under the account's auth token, so the app really checks it.
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from io import BytesIO
+from urllib.parse import unquote_to_bytes, urlencode, urlsplit
 
 from twilio.request_validator import RequestValidator
 
@@ -61,19 +63,68 @@ class Transport:
 
 
 class InProcessTransport(Transport):
-    """The Flask app in this process, through its test client: the production code path, no network."""
+    """The WSGI app in this process, called directly: the production code path, no network, no test client.
+
+    Each request is built the way a WSGI server builds it from Twilio's HTTP request (PEP 3333): the
+    method, the path and raw query, Host, the form-encoded UTF-8 body with its Content-Type and
+    Content-Length, and X-Twilio-Signature, so the app's signature check runs on exactly what it would
+    see behind gunicorn.
+    """
 
     def __init__(self, app, token: str, base_url: str = "http://localhost"):
         super().__init__(token)
         self.app, self.base_url = app, base_url.rstrip("/")
-        self.client = app.test_client()
+        self._status = ""
+        self._headers: list[tuple[str, str]] = []
+
+    def _start_response(self, status, headers, exc_info=None):
+        self._status, self._headers = status, headers
+        return self._write
+
+    def _write(self, data: bytes) -> None:  # the legacy write() callable of PEP 3333
+        self._written.append(data)
 
     def _dispatch(self, method, url, params, headers):
         parts = urlsplit(url)
-        path = parts.path + (f"?{parts.query}" if parts.query else "")
-        response = self.client.open(path, method=method, data=params if method == "POST" else None,
-                                    headers=headers, base_url=f"{parts.scheme}://{parts.netloc}")
-        return Reply(response.status_code, response.get_data(), response.mimetype or "")
+        host = parts.hostname or "localhost"
+        port = str(parts.port or (443 if parts.scheme == "https" else 80))
+        body = urlencode(params).encode("ascii") if method == "POST" else b""
+        environ = {
+            "REQUEST_METHOD": method,
+            "SCRIPT_NAME": "",
+            # PEP 3333: PATH_INFO is the percent-decoded path, its bytes carried as latin-1
+            "PATH_INFO": unquote_to_bytes(parts.path or "/").decode("latin-1"),
+            "QUERY_STRING": parts.query,
+            "SERVER_NAME": host,
+            "SERVER_PORT": port,
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "REMOTE_ADDR": "127.0.0.1",
+            "HTTP_HOST": parts.netloc,
+            "HTTP_USER_AGENT": "TwilioProxy/1.1",
+            "HTTP_ACCEPT": "*/*",
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": parts.scheme or "http",
+            "wsgi.input": BytesIO(body),
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": False,
+            "wsgi.multiprocess": False,
+            "wsgi.run_once": False,
+        }
+        if method == "POST":
+            environ["CONTENT_TYPE"] = "application/x-www-form-urlencoded; charset=utf-8"
+            environ["CONTENT_LENGTH"] = str(len(body))
+        for name, value in headers.items():
+            environ["HTTP_" + name.upper().replace("-", "_")] = value
+        self._written = []
+        result = self.app(environ, self._start_response)
+        try:
+            data = b"".join([*self._written, *result])
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+        content_type = next((v for k, v in self._headers if k.lower() == "content-type"), "")
+        return Reply(int(self._status.split(" ", 1)[0]), data, content_type.split(";")[0].strip())
 
 
 class HttpTransport(Transport):
