@@ -1,6 +1,7 @@
 """The `ivr simulate`, `ivr test` and `ivr replay` commands (registered by ivr.cli)."""
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -136,6 +137,8 @@ def add_replay_arguments(p) -> None:
     p.add_argument("--flow", help="replay against this flow file (default: the file each call's version came from)")
     p.add_argument("--context", type=int, default=1, help="lines of context around each difference (default 1)")
     p.add_argument("--json", action="store_true", help="results as JSON")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="a progress bar on stderr (default: only when stderr is a terminal)")
 
 
 def _since(text: str) -> float:
@@ -149,19 +152,72 @@ def _since(text: str) -> float:
         raise SystemExit(f"error: --since '{text}' is neither epoch seconds nor ISO 8601 (2026-11-02T09:30)")
 
 
-def run_replay(args) -> int:
-    from ivr.simulator.replay import replay_call
-    from ivr.store import open_store
+def _sqlite_store_missing(url: str) -> str | None:
+    """Replay only reads the store: a SQLite file that is not there is a mistake, never a new empty store."""
+    if not url.startswith("sqlite:"):
+        return None
+    path = Path(url.removeprefix("sqlite:///") or "calls.db")
+    if not path.exists():
+        return f"no SQLite store at {path}: check --store (sqlite:///relative.db or sqlite:////absolute.db)"
+    if path.is_dir():
+        return f"{path} is a directory, not a SQLite store file"
+    return None
 
+
+def _progress(show: bool, total: int):
+    """A rich progress bar on stderr, or a stand-in that does nothing (pipes, tests, --no-progress)."""
+    if not show:
+        return _NoProgress()
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("replaying"), BarColumn(), MofNCompleteColumn(), TextColumn("calls"),
+                    TimeRemainingColumn(), console=Console(file=sys.stderr), transient=True)
+
+
+class _NoProgress:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def add_task(self, *args, **kwargs):
+        return 0
+
+    def advance(self, *args, **kwargs):
+        pass
+
+
+def run_replay(args) -> int:
+    from ivr.simulator.replay import Replayer
+    from ivr.store import StoreError, open_store
+
+    problem = _sqlite_store_missing(args.store)
+    if problem:
+        raise StoreError(problem)  # ivr.cli prints it as one line, exit 1
+    since = _since(args.since) if args.since else None
     store = open_store(args.store)
     sids = list(args.call_sids)
     if args.all or args.since:
-        since = _since(args.since) if args.since else None
-        sids += [row["call_sid"] for row in store.list_calls(since) if row["call_sid"] not in sids]
+        named = set(sids)
+        found = [row["call_sid"] for row in store.list_calls(since) if row["call_sid"] not in named]
+        if not sids and not found:
+            print(f"no calls since {args.since} in {args.store}" if args.since else
+                  f"the store is empty: no calls in {args.store}")
+            return 0
+        sids += found
     if not sids:
         print("error: name calls to replay (CALL_SID...), or use --since TIME or --all", file=sys.stderr)
         return 2
-    replays = [replay_call(store, sid, args.flow, args.context) for sid in sids]
+    show = args.progress if args.progress is not None else sys.stderr.isatty()
+    replayer = Replayer(store, args.flow, args.context)
+    replays = []
+    with _progress(show, len(sids)) as progress:
+        task = progress.add_task("replay", total=len(sids))
+        for sid in sids:
+            replays.append(replayer.replay(sid))
+            progress.advance(task)
     differ = sum(r.differs for r in replays)
     errors = sum(r.error is not None for r in replays)
     if args.json:
