@@ -171,8 +171,10 @@ def _progress(show: bool, total: int):
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    console = Console(file=sys.stderr)
+    # on a terminal the bar goes away when done; asked for in a pipe (--progress), its final state stays
     return Progress(TextColumn("replaying"), BarColumn(), MofNCompleteColumn(), TextColumn("calls"),
-                    TimeRemainingColumn(), console=Console(file=sys.stderr), transient=True)
+                    TimeRemainingColumn(), console=console, transient=console.is_terminal)
 
 
 class _NoProgress:
