@@ -89,7 +89,7 @@ def served(tmp_path_factory):
                 pass
             if server.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"ivr serve did not start:\n{(tmp / 'server.log').read_text()}")
-            time.sleep(0.1)
+            time.sleep(0.02)
         yield url
     finally:
         os.killpg(server.pid, signal.SIGTERM)  # gunicorn's master and its worker: the group this test started
