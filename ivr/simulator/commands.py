@@ -52,8 +52,8 @@ def run_simulate(args) -> int:
     try:
         if args.url:
             transport = over_http(args.url, _token(args))
-            flow_name = load_flow(flow_path).flow.name if args.flow else None
-            language = load_flow(flow_path).flow.language if args.flow else "cmn-CN"
+            flow = load_flow(flow_path).flow if args.flow else None
+            flow_name, language = (flow.name, flow.language) if flow else (None, "cmn-CN")
         else:
             loaded = load_flow(flow_path)
             store = open_store(args.store) if args.store else None
