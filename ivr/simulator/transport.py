@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from functools import lru_cache
 from io import BytesIO
-from urllib.parse import unquote_to_bytes, urlencode, urlsplit
+from urllib.parse import quote_plus, unquote_to_bytes, urlsplit
 
 from twilio.request_validator import RequestValidator
 
@@ -88,7 +89,7 @@ class InProcessTransport(Transport):
         parts = urlsplit(url)
         host = parts.hostname or "localhost"
         port = str(parts.port or (443 if parts.scheme == "https" else 80))
-        body = urlencode(params).encode("ascii") if method == "POST" else b""
+        body = form_body(params) if method == "POST" else b""
         environ = {
             "REQUEST_METHOD": method,
             "SCRIPT_NAME": "",
@@ -147,6 +148,17 @@ class HttpTransport(Transport):
                                  f"Is `ivr serve` running at {self.base_url}?") from exc
         content_type = response.headers.get("Content-Type", "").split(";")[0].strip()
         return Reply(response.status_code, response.content, content_type)
+
+
+@lru_cache(maxsize=4096)
+def _quote(text: str) -> str:
+    return quote_plus(text)
+
+
+def form_body(params: dict) -> bytes:
+    """application/x-www-form-urlencoded in UTF-8, exactly as urlencode(params) writes it; the parameter
+    names and most values (CallSid, From, To...) repeat on every request of a call, so their quoting is kept."""
+    return "&".join(f"{_quote(str(k))}={_quote(str(v))}" for k, v in params.items()).encode("ascii")
 
 
 def _origin(url: str) -> tuple[str, str]:
