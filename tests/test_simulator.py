@@ -82,6 +82,26 @@ def test_signed_requests_are_accepted_and_really_checked():
     assert status["CallStatus"] == "completed" and int(status["CallDuration"]) == round(result.duration)
 
 
+def test_the_in_process_transport_is_a_plain_wsgi_server():
+    """Requests reach the app as a WSGI server hands them over (PEP 3333, checked by wsgiref's validator),
+    with what the app reads of Twilio's request: host, scheme, form body, signature."""
+    from wsgiref.validate import validator
+
+    seen = []
+    app = create_app([str(ZH)], store=MemoryStore(), auth_token=TOKEN)
+
+    @app.before_request
+    def note():
+        seen.append((request.url, request.headers.get("Content-Type"), request.form.get("SpeechResult")))
+
+    transport = InProcessTransport(validator(app), TOKEN, base_url="https://ivr.example.com")
+    result = Call(transport, Scripted(act.Press("2"), act.Speak("我要 挂失&=", 0.9))).run()
+    assert result.error is None
+    assert seen[0][0] == "https://ivr.example.com/twilio/voice"
+    assert seen[0][1].startswith("application/x-www-form-urlencoded")
+    assert "我要 挂失&=" in [speech for _, _, speech in seen]
+
+
 def test_a_forged_signature_gets_403_and_a_clear_report():
     app = create_app([str(ZH)], store=MemoryStore(), auth_token=TOKEN)
     forged = InProcessTransport(app, "not-the-servers-token")
