@@ -135,11 +135,6 @@ def _int(value) -> int | None:
         return None
 
 
-def pinned_flow(store: CallStore, call_sid: str) -> Path:
-    """The flow file recorded for the version the call pinned (its current text is what gets replayed)."""
-    return Replayer(store)._pinned(call_sid)
-
-
 class ScratchStore:
     """Where re-driven calls go: never the real call log. Each replayed call gets a fresh memory store for
     its calls and logs (nothing piles up over 10,000 calls, nothing mixes between them), while the flow
@@ -174,6 +169,7 @@ class Replayer:
         self._names: dict[Path, str | FlowError] = {}
 
     def _pinned(self, call_sid: str) -> Path:
+        """The flow file recorded for the version the call pinned (its current text is what gets replayed)."""
         row = self.store.get_call(call_sid)
         version = (row or {}).get("flow_version")
         if not version:
