@@ -75,15 +75,6 @@ class InProcessTransport(Transport):
     def __init__(self, app, token: str, base_url: str = "http://localhost"):
         super().__init__(token)
         self.app, self.base_url = app, base_url.rstrip("/")
-        self._status = ""
-        self._headers: list[tuple[str, str]] = []
-
-    def _start_response(self, status, headers, exc_info=None):
-        self._status, self._headers = status, headers
-        return self._write
-
-    def _write(self, data: bytes) -> None:  # the legacy write() callable of PEP 3333
-        self._written.append(data)
 
     def _dispatch(self, method, url, params, headers):
         parts = urlsplit(url)
@@ -116,16 +107,22 @@ class InProcessTransport(Transport):
             environ["CONTENT_LENGTH"] = str(len(body))
         for name, value in headers.items():
             environ["HTTP_" + name.upper().replace("-", "_")] = value
-        self._written = []
-        result = self.app(environ, self._start_response)
+        answer: dict = {}
+        written: list[bytes] = []  # what the app passes to PEP 3333's legacy write() callable
+
+        def start_response(status, response_headers, exc_info=None):
+            answer["status"], answer["headers"] = status, response_headers
+            return written.append
+
+        result = self.app(environ, start_response)
         try:
-            data = b"".join([*self._written, *result])
+            data = b"".join([*written, *result])
         finally:
             close = getattr(result, "close", None)
             if close is not None:
                 close()
-        content_type = next((v for k, v in self._headers if k.lower() == "content-type"), "")
-        return Reply(int(self._status.split(" ", 1)[0]), data, content_type.split(";")[0].strip())
+        content_type = next((v for k, v in answer["headers"] if k.lower() == "content-type"), "")
+        return Reply(int(answer["status"].split(" ", 1)[0]), data, content_type.split(";")[0].strip())
 
 
 class HttpTransport(Transport):
