@@ -103,7 +103,9 @@ class InProcessTransport(Transport):
             "wsgi.run_once": False,
         }
         if method == "POST":
-            environ["CONTENT_TYPE"] = "application/x-www-form-urlencoded; charset=utf-8"
+            # "Twilio makes HTTP requests to your application in the application/x-www-form-urlencoded
+            # format" (twilio.com/docs/messaging/guides/webhook-request): no charset hint, UTF-8 text
+            environ["CONTENT_TYPE"] = "application/x-www-form-urlencoded"
             environ["CONTENT_LENGTH"] = str(len(body))
         for name, value in headers.items():
             environ["HTTP_" + name.upper().replace("-", "_")] = value
