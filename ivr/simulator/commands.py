@@ -164,7 +164,7 @@ def _sqlite_store_missing(url: str) -> str | None:
     return None
 
 
-def _progress(show: bool, total: int):
+def _progress(show: bool):
     """A rich progress bar on stderr, or a stand-in that does nothing (pipes, tests, --no-progress)."""
     if not show:
         return _NoProgress()
@@ -215,7 +215,7 @@ def run_replay(args) -> int:
     show = args.progress if args.progress is not None else sys.stderr.isatty()
     replayer = Replayer(store, args.flow, args.context)
     replays = []
-    with _progress(show, len(sids)) as progress:
+    with _progress(show) as progress:
         task = progress.add_task("replay", total=len(sids))
         for sid in sids:
             replays.append(replayer.replay(sid))
