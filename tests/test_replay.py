@@ -155,3 +155,12 @@ def test_ivr_replay_never_creates_a_store(tmp_path):  # the one `ivr replay` run
     assert done.returncode == 1 and done.stdout == "" and "Traceback" not in done.stderr
     assert done.stderr.startswith("ivr replay: no SQLite store at") and len(done.stderr.strip().splitlines()) == 1
     assert not missing.exists(), "replay only reads: it never creates a store"
+
+
+def test_replay_on_several_workers_says_exactly_what_one_says(recorded, ivr):
+    url, _, sids = recorded
+    alone = ivr("replay", "--all", "--store", url, "--json", "--jobs", "1")
+    shared = ivr("replay", "--all", "--store", url, "--json", "--jobs", "2")
+    assert alone.returncode == shared.returncode == 0
+    assert json.loads(shared.stdout) == json.loads(alone.stdout)
+    assert [c["call_sid"] for c in json.loads(shared.stdout)["calls"]] == list(sids.values())

@@ -8,6 +8,7 @@ of the new answers are compared with the logged ones.
 from __future__ import annotations
 
 import difflib
+import os
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -229,3 +230,52 @@ class Replayer:
 def replay_call(store: CallStore, call_sid: str, flow: str | Path | None = None, context: int = 1) -> Replay:
     """One call; to replay many, use one Replayer (flows and apps are then set up once)."""
     return Replayer(store, flow, context).replay(call_sid)
+
+
+# --- many calls, on several cores --------------------------------------------------------------
+
+AUTO_PARALLEL_FROM = 200  # fewer calls than this replay in this process: starting workers costs more
+_WORKER_REPLAYERS: dict = {}
+
+
+def default_jobs(calls: int) -> int:
+    return 1 if calls < AUTO_PARALLEL_FROM else max(1, min(os.cpu_count() or 1, 4))
+
+
+def _replay_chunk(job) -> list[Replay]:
+    """In a worker process: its own store connection and one Replayer for all the chunks it gets."""
+    store_url, flow, context, sids = job
+    key = (store_url, flow, context)
+    if key not in _WORKER_REPLAYERS:
+        from ivr.store import open_store
+
+        _WORKER_REPLAYERS[key] = Replayer(open_store(store_url), flow, context)
+    replayer = _WORKER_REPLAYERS[key]
+    return [replayer.replay(sid) for sid in sids]
+
+
+def replay_many(store: CallStore, store_url: str, sids: list[str], flow: str | Path | None = None,
+                context: int = 1, jobs: int = 1, done=lambda n: None):
+    """Replay `sids` in order, yielding each Replay; `done(n)` after each n calls (a progress bar).
+
+    jobs > 1: the calls are split into chunks replayed by that many worker processes, each with its
+    own connection to the store at `store_url` and its own apps (each flow loaded once per worker);
+    results come back in the order of `sids`, the same as replaying them here one after another."""
+    if jobs <= 1 or len(sids) < 2:
+        replayer = Replayer(store, flow, context)
+        for sid in sids:
+            replay = replayer.replay(sid)
+            done(1)
+            yield replay
+        return
+    import multiprocessing
+
+    methods = multiprocessing.get_all_start_methods()
+    pool_context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    size = max(1, min(50, len(sids) // (jobs * 4)))
+    chunks = [(store_url, str(flow) if flow else None, context, sids[i:i + size])
+              for i in range(0, len(sids), size)]
+    with pool_context.Pool(jobs) as pool:
+        for replays in pool.imap(_replay_chunk, chunks):
+            done(len(replays))
+            yield from replays
