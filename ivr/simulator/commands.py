@@ -137,8 +137,8 @@ def add_replay_arguments(p) -> None:
     p.add_argument("--flow", help="replay against this flow file (default: the file each call's version came from)")
     p.add_argument("--context", type=int, default=1, help="lines of context around each difference (default 1)")
     p.add_argument("--json", action="store_true", help="results as JSON")
-    p.add_argument("--jobs", type=int, help="worker processes (default: 1 below 200 calls, else one per core, "
-                                            "at most 4); each loads the flow once and re-drives its calls in-process")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="worker processes (default 1); each loads the flow once and re-drives its calls in-process")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="a progress bar on stderr (default: only when stderr is a terminal)")
 
@@ -194,7 +194,7 @@ class _NoProgress:
 
 
 def run_replay(args) -> int:
-    from ivr.simulator.replay import default_jobs, replay_many
+    from ivr.simulator.replay import replay_many
     from ivr.store import StoreError, open_store
 
     problem = _sqlite_store_missing(args.store)
@@ -215,10 +215,9 @@ def run_replay(args) -> int:
         print("error: name calls to replay (CALL_SID...), or use --since TIME or --all", file=sys.stderr)
         return 2
     show = args.progress if args.progress is not None else sys.stderr.isatty()
-    jobs = args.jobs if args.jobs is not None else default_jobs(len(sids))
     with _progress(show) as progress:
         task = progress.add_task("replay", total=len(sids))
-        replays = list(replay_many(store, args.store, sids, args.flow, args.context, jobs,
+        replays = list(replay_many(store, args.store, sids, args.flow, args.context, args.jobs,
                                    done=lambda n: progress.advance(task, n)))
     differ = sum(r.differs for r in replays)
     errors = sum(r.error is not None for r in replays)

@@ -8,7 +8,6 @@ of the new answers are compared with the logged ones.
 from __future__ import annotations
 
 import difflib
-import os
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -234,12 +233,7 @@ def replay_call(store: CallStore, call_sid: str, flow: str | Path | None = None,
 
 # --- many calls, on several cores --------------------------------------------------------------
 
-AUTO_PARALLEL_FROM = 200  # fewer calls than this replay in this process: starting workers costs more
 _WORKER_REPLAYERS: dict = {}
-
-
-def default_jobs(calls: int) -> int:
-    return 1 if calls < AUTO_PARALLEL_FROM else max(1, min(os.cpu_count() or 1, 4))
 
 
 def _replay_chunk(job) -> list[Replay]:
