@@ -1,13 +1,62 @@
 """Shared fixtures."""
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Ran:
+    """What `ivr ARGS...` did: like subprocess.CompletedProcess (returncode, stdout, stderr)."""
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def ivr(capsys, monkeypatch):
+    """Run `ivr ARGS...` in this process (ivr.cli.main), from the repository root, as the console script
+    would: exit code (SystemExit included, its message on stderr), stdout, and stderr with the log lines
+    that ivr.cli's logging set-up writes there (INFO and up). Each command keeps one subprocess smoke test;
+    the rest go through here, without starting a Python per command."""
+    from ivr.cli import main
+
+    monkeypatch.chdir(REPO)
+
+    def run(*args) -> Ran:
+        capsys.readouterr()
+        root = logging.getLogger()
+        handler = logging.StreamHandler(sys.stderr)  # the captured stderr of this test
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        level = root.level
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as exc:  # what the interpreter does with it at exit
+            if exc.code is None or isinstance(exc.code, int):
+                code = exc.code or 0
+            else:
+                print(exc.code, file=sys.stderr)
+                code = 1
+        finally:
+            root.removeHandler(handler)
+            root.setLevel(level)
+        out, err = capsys.readouterr()
+        return Ran(code, out, err)
+
+    return run
 
 
 def _free_port() -> int:

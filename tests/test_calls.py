@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from ivr.simulator.runner import find_scripts, over_http, run_script
+from ivr.simulator.runner import InProcessRun, find_scripts, over_http, run_script
 from ivr.simulator.transcript import describe
 
 REPO = Path(__file__).resolve().parent.parent
@@ -27,9 +27,22 @@ def explain(outcome) -> str:
     return f"{outcome.failure}\n{transcript}"
 
 
+@pytest.fixture(scope="module")
+def in_process_run():
+    """One in-process run for the module, as `ivr test` does: each flow loaded once, one app per flow."""
+    return InProcessRun()
+
+
+@pytest.fixture(scope="module")
+def local_outcomes():
+    """Each script's in-process outcome, kept by test_caller_script for the comparison over HTTP."""
+    return {}
+
+
 @pytest.mark.parametrize("script", SCRIPTS, ids=[p.stem for p in SCRIPTS])
-def test_caller_script(script):
-    outcome = run_script(script)
+def test_caller_script(script, in_process_run, local_outcomes):
+    outcome = run_script(script, run=in_process_run)
+    local_outcomes[script] = outcome
     assert outcome.passed, explain(outcome)
 
 
@@ -76,7 +89,7 @@ def served(tmp_path_factory):
                 pass
             if server.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"ivr serve did not start:\n{(tmp / 'server.log').read_text()}")
-            time.sleep(0.1)
+            time.sleep(0.02)
         yield url
     finally:
         os.killpg(server.pid, signal.SIGTERM)  # gunicorn's master and its worker: the group this test started
@@ -88,16 +101,17 @@ def served(tmp_path_factory):
         log.close()
 
 
-def test_in_process_and_served_calls_hear_the_same(served):
+def test_in_process_and_served_calls_hear_the_same(served, in_process_run, local_outcomes):
     transport = over_http(served, TOKEN)
     for script in SCRIPTS:
-        local, remote = run_script(script), run_script(script, transport)
+        local = local_outcomes.get(script) or run_script(script, run=in_process_run)  # when run on its own
+        remote = run_script(script, transport, run=in_process_run)  # flows loaded once, here too
         assert remote.passed, f"{script.name} over HTTP: {explain(remote)}"
         assert remote.result.transcript.caller_side() == local.result.transcript.caller_side(), script.name
         assert (remote.result.ended_by, remote.result.duration) == (local.result.ended_by, local.result.duration)
 
 
-def test_ivr_test_against_the_server_with_the_wrong_token_reports_the_signature(served):
+def test_ivr_test_against_the_server_with_the_wrong_token_reports_the_signature(served):  # `ivr test`'s own process
     done = subprocess.run([sys.executable, "-m", "ivr.cli", "test", str(SCRIPTS[0]), "--url", served,
                            "--token", "wrong-token"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 1

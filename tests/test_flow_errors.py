@@ -158,13 +158,13 @@ def run_ivr(*args):
     return subprocess.run([sys.executable, "-m", "ivr.cli", *args], capture_output=True, text=True, cwd=REPO)
 
 
-def test_validate_passes_the_shipped_flows():
-    result = run_ivr("validate", "call_flows/")
+def test_validate_passes_the_shipped_flows(ivr):
+    result = ivr("validate", "call_flows/")
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("ok  ") == 2
 
 
-def test_validate_reports_a_broken_flow_without_traceback(tmp_path):
+def test_validate_reports_a_broken_flow_without_traceback(tmp_path):  # `ivr validate` in its own process
     path = write(tmp_path, GOOD.replace("next: menu", "next: nowhere"))
     result = run_ivr("validate", str(path))
     assert result.returncode == 1
@@ -172,7 +172,7 @@ def test_validate_reports_a_broken_flow_without_traceback(tmp_path):
     assert "Traceback" not in result.stderr + result.stdout
 
 
-def test_schema_describes_the_language():
+def test_schema_describes_the_language():  # `ivr schema` in its own process
     import json
 
     result = run_ivr("schema")
@@ -183,14 +183,14 @@ def test_schema_describes_the_language():
 
 
 @pytest.mark.parametrize("flow", ["bank_hotline.yaml", "bank_hotline_en.yaml"])
-def test_shipped_flows_pass_the_published_schema(flow):
+def test_shipped_flows_pass_the_published_schema(flow, ivr):
     """What an editor checks with the schema agrees with what the loader accepts."""
     import json
 
     import jsonschema
     import yaml
 
-    schema = json.loads(run_ivr("schema").stdout)
+    schema = json.loads(ivr("schema").stdout)
     data = yaml.safe_load((REPO / "call_flows" / flow).read_text(encoding="utf-8"))
     jsonschema.validate(data, schema)
     with pytest.raises(jsonschema.ValidationError):
@@ -198,7 +198,15 @@ def test_shipped_flows_pass_the_published_schema(flow):
 
 
 @pytest.mark.parametrize("store", ["foo://x", "redis://127.0.0.1:1/0"])
-def test_serve_with_a_bad_store_says_so_without_traceback(store):
-    result = run_ivr("serve", "--store", store, "--port", "1")
+def test_serve_with_a_bad_store_says_so_without_traceback(store, ivr, monkeypatch):
+    # in this process: if serve got as far as starting gunicorn, fail instead of serving forever
+    # (`ivr serve` runs in a process of its own in tests/test_calls.py)
+    from gunicorn.app.base import BaseApplication
+
+    def started(self):
+        raise AssertionError("ivr serve started serving despite the bad store")
+
+    monkeypatch.setattr(BaseApplication, "run", started)
+    result = ivr("serve", "--store", store, "--port", "1")
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.startswith("ivr serve: ") and "sqlite:///calls.db" in result.stderr

@@ -206,25 +206,32 @@ def ivr(*args, **env):
                           text=True, encoding="utf-8", timeout=120, env={**os.environ, **env})
 
 
-def test_cli_draws_the_shipped_flow():
+@pytest.fixture
+def ivr_main(ivr):
+    """`ivr ARGS...` in this process (tests/conftest.py); `ivr` here is the subprocess helper above."""
+    return ivr
+
+
+def test_cli_draws_the_shipped_flow():  # the one `ivr graph` run in a process of its own
     done = ivr("call_flows/bank_hotline.yaml")
     assert done.returncode == 0, done.stderr
     assert "flowchart TD" in done.stdout and "main_menu" in done.stdout
 
 
-def test_cli_svg_without_graphviz(tmp_path):
-    done = ivr("call_flows/bank_hotline.yaml", "--format", "svg", PATH=str(tmp_path))
+def test_cli_svg_without_graphviz(tmp_path, monkeypatch, ivr_main):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    done = ivr_main("graph", "call_flows/bank_hotline.yaml", "--format", "svg")
     assert done.returncode == 1
     assert done.stderr.strip().count("\n") == 0 and "Graphviz" in done.stderr
     assert "Traceback" not in done.stderr and done.stdout == ""
 
 
-def test_cli_broken_flow_says_file_and_line(tmp_path, quirky):
+def test_cli_broken_flow_says_file_and_line(tmp_path, quirky, ivr_main):
     broken = tmp_path / "broken.yaml"
     text = quirky.read_text(encoding="utf-8").replace("go: wait", "go: nowhere")
     broken.write_text(text, encoding="utf-8")
     line = next(i for i, row in enumerate(text.splitlines(), start=1) if "nowhere" in row)
-    done = ivr(str(broken))
+    done = ivr_main("graph", str(broken))
     assert done.returncode == 1
     assert f"{broken}:{line}:" in done.stderr and "nowhere" in done.stderr
     assert "Traceback" not in done.stderr and done.stdout == ""

@@ -9,7 +9,7 @@ import pytest
 
 from ivr.cli import main
 from ivr.simulator.replay import heard_in_log, rebuild_script, replay_call
-from ivr.simulator.runner import in_process, run_script
+from ivr.simulator.runner import InProcessRun, run_script
 from ivr.simulator.script import load_script
 from ivr.store import open_store
 
@@ -22,20 +22,23 @@ OLD = "谢谢您的宝贵意见,我们会在两个工作日内给您回复。"
 NEW = "谢谢您的宝贵意见,我们会在三个工作日内给您答复。"
 
 
-@pytest.fixture
-def recorded(tmp_path):
-    """Flows copied to tmp (so they can be edited), and calls made through the simulator into SQLite."""
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory):
+    """Flows copied to tmp (so they can be edited), and calls made through the simulator into SQLite.
+    Recorded once for the module: a test that edits these flow files puts them back."""
+    tmp_path = tmp_path_factory.mktemp("recorded")
     flows = tmp_path / "flows"
     flows.mkdir()
     for name in ("bank_hotline.yaml", "bank_hotline_en.yaml", "callers.yaml"):
         shutil.copy(REPO / "call_flows" / name, flows / name)
     url = f"sqlite:///{tmp_path}/calls.db"
     store = open_store(url)
+    run = InProcessRun(store)
     sids = {}
     for name in RECORDED:
         script = load_script(CALLS / f"{name}.yaml")
         script.flow = flows / script.flow.name
-        outcome = run_script(script, in_process([script.flow], store=store))
+        outcome = run_script(script, run=run)
         assert outcome.passed, outcome.failure
         sids[name] = outcome.result.call_sid
     return url, flows, sids
@@ -64,8 +67,12 @@ def test_replay_against_a_reworded_prompt_shows_exactly_that_change(recorded, tm
 def test_replay_defaults_to_the_file_of_the_pinned_flow_version(recorded, capsys):
     url, flows, sids = recorded
     path = flows / "bank_hotline.yaml"
-    path.write_text(path.read_text(encoding="utf-8").replace(OLD, NEW), encoding="utf-8")
-    assert main(["replay", "--all", "--store", url, "--json"]) == 1
+    original = path.read_text(encoding="utf-8")
+    path.write_text(original.replace(OLD, NEW), encoding="utf-8")
+    try:
+        assert main(["replay", "--all", "--store", url, "--json"]) == 1
+    finally:
+        path.write_text(original, encoding="utf-8")  # the recorded flows are shared by the module's tests
     report = json.loads(capsys.readouterr().out)
     differing = {c["call_sid"] for c in report["calls"] if c["differs"]}
     assert differing == {sids["e15_complaint_zh"]}
@@ -117,3 +124,43 @@ def test_a_changed_menu_shows_where_the_logged_caller_could_no_longer_follow(rec
     replay = replay_call(open_store(url), sids["e15_complaint_zh"], edited)
     assert replay.differs and replay.note and "recording" in replay.note
     assert "-我非常理解您现在的心情," in replay.diff
+
+
+def test_replay_of_an_empty_store_or_no_calls_since_says_so(recorded, tmp_path, ivr):
+    url, _, _ = recorded
+    empty = f"sqlite:///{tmp_path}/empty.db"
+    open_store(empty).close()
+    done = ivr("replay", "--all", "--store", empty)
+    assert done.returncode == 0 and done.stdout.startswith("the store is empty") and done.stderr == ""
+    later = ivr("replay", "--since", "2999-01-01T00:00", "--store", url)
+    assert later.returncode == 0 and later.stdout.startswith("no calls since 2999-01-01T00:00")
+
+
+def test_replay_shows_progress_only_when_asked_or_on_a_terminal(recorded, ivr):
+    url, _, sids = recorded
+    quiet = ivr("replay", "--all", "--store", url)  # stderr is not a terminal here: no bar
+    assert quiet.returncode == 0 and quiet.stderr == ""
+    shown = ivr("replay", "--all", "--store", url, "--progress")
+    assert shown.returncode == 0 and "replaying" in shown.stderr and f"{len(sids)}/{len(sids)}" in shown.stderr
+    assert shown.stdout == quiet.stdout
+
+
+def test_ivr_replay_never_creates_a_store(tmp_path):  # the one `ivr replay` run in a process of its own
+    import subprocess
+    import sys
+
+    missing = tmp_path / "missing.db"
+    done = subprocess.run([sys.executable, "-m", "ivr.cli", "replay", "--all", "--store", f"sqlite:///{missing}"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and done.stdout == "" and "Traceback" not in done.stderr
+    assert done.stderr.startswith("ivr replay: no SQLite store at") and len(done.stderr.strip().splitlines()) == 1
+    assert not missing.exists(), "replay only reads: it never creates a store"
+
+
+def test_replay_on_several_workers_says_exactly_what_one_says(recorded, ivr):
+    url, _, sids = recorded
+    alone = ivr("replay", "--all", "--store", url, "--json", "--jobs", "1")
+    shared = ivr("replay", "--all", "--store", url, "--json", "--jobs", "2")
+    assert alone.returncode == shared.returncode == 0
+    assert json.loads(shared.stdout) == json.loads(alone.stdout)
+    assert [c["call_sid"] for c in json.loads(shared.stdout)["calls"]] == list(sids.values())

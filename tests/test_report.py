@@ -375,55 +375,55 @@ def test_html_is_self_contained_well_formed_and_escaped(report):
 
 # --- the CLI --------------------------------------------------------------------------------
 
-def test_cli_text(store_url, sids):
+def test_cli_text(store_url, sids):  # the one `ivr report` run in a process of its own
     done = run_cli("--store", store_url)
     assert done.returncode == 0, done.stderr
     assert "Flow bank_hotline: 9 call(s)" in done.stdout and sids["dropped"] in done.stdout
     assert "Traceback" not in done.stderr
 
 
-def test_cli_json_and_filters(store_url, sids):
-    done = run_cli("--store", store_url, "--format", "json")
+def test_cli_json_and_filters(store_url, sids, ivr):
+    done = ivr("report", "--store", store_url, "--format", "json")
     data = json.loads(done.stdout)
     assert set(data) == {"generated", "store", "since", "flow", "flows", "calls"}
     assert len(data["calls"]) == 9 and data["flows"]["bank_hotline"]["hold_breaches"] == 1
-    assert run_cli("--store", store_url, "--flow", "nope").stdout.startswith("no calls of flow nope")
-    later = run_cli("--store", store_url, "--since", "2999-01-01")
+    assert ivr("report", "--store", store_url, "--flow", "nope").stdout.startswith("no calls of flow nope")
+    later = ivr("report", "--store", store_url, "--since", "2999-01-01")
     assert later.returncode == 0 and later.stdout.startswith("no calls")
-    one = json.loads(run_cli("--store", store_url, "--format", "json", "--call", sids["hold_breach"]).stdout)
+    one = json.loads(ivr("report", "--store", store_url, "--format", "json", "--call", sids["hold_breach"]).stdout)
     assert [c["call_sid"] for c in one["calls"]] == [sids["hold_breach"]] and one["timeline"]
 
 
-def test_cli_call_detail_and_html_file(store_url, sids, tmp_path):
-    detail = run_cli("--store", store_url, "--call", sids["hold_breach"])
+def test_cli_call_detail_and_html_file(store_url, sids, tmp_path, ivr):
+    detail = ivr("report", "--store", store_url, "--call", sids["hold_breach"])
     assert detail.returncode == 0, detail.stderr
     assert "BREACH by 1 s" in detail.stdout and "Timeline" in detail.stdout and "让您久等了" in detail.stdout
-    by_suffix = run_cli("--store", store_url, "--call", sids["hold_breach"][-6:])   # tables show SIDs shortened
+    by_suffix = ivr("report", "--store", store_url, "--call", sids["hold_breach"][-6:])   # tables show SIDs shortened
     assert by_suffix.stdout == detail.stdout
     out = tmp_path / "r.html"
-    done = run_cli("--store", store_url, "--format", "html", "--out", str(out))
+    done = ivr("report", "--store", store_url, "--format", "html", "--out", str(out))
     assert done.returncode == 0 and out.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
 
 
-def test_cli_errors_are_one_line(tmp_path):
+def test_cli_errors_are_one_line(tmp_path, ivr):
     garbage = tmp_path / "not-a-db.db"
     garbage.write_bytes(b"this is not a database" * 100)
     for store in (f"sqlite:///{garbage}", f"sqlite:///{tmp_path}/missing.db", "ftp://nowhere", f"sqlite:///{tmp_path}"):
-        done = run_cli("--store", store)
+        done = ivr("report", "--store", store)
         assert done.returncode == 1, (store, done.stdout)
         assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
         assert done.stderr.startswith("ivr report: ")
     assert not (tmp_path / "missing.db").exists(), "a report never creates a store"
-    unknown = run_cli("--store", f"sqlite:///{garbage}", "--call", "CAnope")
+    unknown = ivr("report", "--store", f"sqlite:///{garbage}", "--call", "CAnope")
     assert unknown.returncode == 1
-    bad_since = run_cli("--since", "yesterday-ish")
+    bad_since = ivr("report", "--since", "yesterday-ish")
     assert bad_since.returncode == 2 and "ISO date" in bad_since.stderr
 
 
-def test_cli_empty_store_says_no_calls(tmp_path):
+def test_cli_empty_store_says_no_calls(tmp_path, ivr):
     url = f"sqlite:///{tmp_path}/empty.db"
     open_store(url).close()
-    done = run_cli("--store", url)
+    done = ivr("report", "--store", url)
     assert done.returncode == 0 and done.stdout.startswith("no calls") and done.stderr == ""
-    missing_call = run_cli("--store", url, "--call", "CA" + "9" * 32)
+    missing_call = ivr("report", "--store", url, "--call", "CA" + "9" * 32)
     assert missing_call.returncode == 1 and "no log for call" in missing_call.stderr

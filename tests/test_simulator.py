@@ -1,6 +1,7 @@
 """The fake Twilio against the real Flask app: signatures, URLs, the verbs' timing on the virtual clock."""
 from __future__ import annotations
 
+import functools
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ from flask import Flask, request
 from ivr.simulator import actions as act
 from ivr.simulator.callers import Caller
 from ivr.simulator.fake_twilio import Call
-from ivr.simulator.runner import in_process, place_call, run_script
+from ivr.simulator.runner import InProcessRun, in_process, place_call, run_script
 from ivr.simulator.script import ScriptError, load_script
 from ivr.simulator.transcript import CALL, CALLER, HEARS
 from ivr.simulator.transport import InProcessTransport
@@ -40,9 +41,17 @@ class Scripted(Caller):
         return self.actions.pop(0) if self.actions else act.HangUp()
 
 
+@functools.lru_cache(maxsize=None)
+def shared_run() -> InProcessRun:
+    """One app per flow file for the module's calls, over one memory store (each call has its own CallSid)."""
+    return InProcessRun(token=TOKEN)
+
+
 def call(*actions, flow=ZH, store=None, caller_id="+8613700000000"):
-    store = store if store is not None else MemoryStore()
-    transport = in_process([flow], store=store, token=TOKEN)
+    if store is None:
+        transport, store = shared_run().transport(flow), shared_run().store
+    else:
+        transport = in_process([flow], store=store, token=TOKEN)
     result = place_call(transport, Scripted(*actions), None, caller_id)
     assert result.error is None, result.error
     return result, store
@@ -71,6 +80,26 @@ def test_signed_requests_are_accepted_and_really_checked():
                                                                                  "2010-04-01"}
     status = requests(store, result.call_sid, "/twilio/status")[0]["params"]
     assert status["CallStatus"] == "completed" and int(status["CallDuration"]) == round(result.duration)
+
+
+def test_the_in_process_transport_is_a_plain_wsgi_server():
+    """Requests reach the app as a WSGI server hands them over (PEP 3333, checked by wsgiref's validator),
+    with what the app reads of Twilio's request: host, scheme, form body, signature."""
+    from wsgiref.validate import validator
+
+    seen = []
+    app = create_app([str(ZH)], store=MemoryStore(), auth_token=TOKEN)
+
+    @app.before_request
+    def note():
+        seen.append((request.url, request.headers.get("Content-Type"), request.form.get("SpeechResult")))
+
+    transport = InProcessTransport(validator(app), TOKEN, base_url="https://ivr.example.com")
+    result = Call(transport, Scripted(act.Press("2"), act.Speak("我要 挂失&=", 0.9))).run()
+    assert result.error is None
+    assert seen[0][0] == "https://ivr.example.com/twilio/voice"
+    assert seen[0][1].startswith("application/x-www-form-urlencoded")
+    assert "我要 挂失&=" in [speech for _, _, speech in seen]
 
 
 def test_a_forged_signature_gets_403_and_a_clear_report():

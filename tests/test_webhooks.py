@@ -251,11 +251,22 @@ def test_unsigned_and_forged_requests_are_refused(twilio, app):
     assert twilio.post("/twilio/voice", {**params, "From": "+3"}, signature=tampered).status_code == 403
 
 
+class BehindProxy(Twilio):
+    """Twilio signs the public URL it was given; the proxy forwards each request to the app's own address
+    (http://localhost), which is all the app sees of it."""
+
+    PUBLIC = "https://ivr.example.com"
+
+    def post(self, path, params, sign=True, signature=None, headers=None):
+        path = path.removeprefix(self.PUBLIC)  # the app's TwiML names its action URLs by the public URL
+        headers = {"X-Twilio-Signature": signature or self.signer.compute_signature(self.PUBLIC + path, params)}
+        return self.client.post(path, data=params, headers=headers, base_url=BASE)
+
+
 def test_public_url_is_what_gets_signed(store_url):
     app = create_app([str(FLOWS / "bank_hotline.yaml")], store=store_url, auth_token=TOKEN,
                      public_url="https://ivr.example.com/")
     params = {"CallSid": "CA" + "2" * 32, "From": "+1", "To": "+2"}
-    behind_proxy = Twilio(app, base="https://ivr.example.com")
     signature = RequestValidator(TOKEN).compute_signature("https://ivr.example.com/twilio/voice", params)
     response = app.test_client().post("/twilio/voice", data=params, headers={"X-Twilio-Signature": signature})
     assert response.status_code == 200
@@ -263,7 +274,20 @@ def test_public_url_is_what_gets_signed(store_url):
     wrong = RequestValidator(TOKEN).compute_signature("http://localhost/twilio/voice", params)
     assert app.test_client().post("/twilio/voice", data=params,
                                   headers={"X-Twilio-Signature": wrong}).status_code == 403
-    assert behind_proxy
+    # a whole call through the proxy: every webhook, signed for the public URL with its query, is accepted...
+    behind_proxy = BehindProxy(app)
+    call = behind_proxy.call()
+    action = call.xml.find("Gather").get("action")
+    assert action.startswith("https://ivr.example.com/twilio/event?")
+    call.gather(Digits="1")
+    assert call.said() and call.xml.find("Gather").get("action").startswith("https://ivr.example.com/")
+    # ...and the same webhook signed for the address the app itself sees is refused, as is a signature for
+    # the public URL without the query the action URL carries
+    again = {**call.common, "Digits": "1"}
+    local = RequestValidator(TOKEN).compute_signature(BASE + action.removeprefix(BehindProxy.PUBLIC), again)
+    assert behind_proxy.post(action, again, signature=local).status_code == 403
+    no_query = RequestValidator(TOKEN).compute_signature(BehindProxy.PUBLIC + "/twilio/event", again)
+    assert behind_proxy.post(action, again, signature=no_query).status_code == 403
 
 
 # --- hostile input and failures ----------------------------------------------------------

@@ -1,6 +1,7 @@
 """The `ivr simulate`, `ivr test` and `ivr replay` commands (registered by ivr.cli)."""
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -51,8 +52,8 @@ def run_simulate(args) -> int:
     try:
         if args.url:
             transport = over_http(args.url, _token(args))
-            flow_name = load_flow(flow_path).flow.name if args.flow else None
-            language = load_flow(flow_path).flow.language if args.flow else "cmn-CN"
+            flow = load_flow(flow_path).flow if args.flow else None
+            flow_name, language = (flow.name, flow.language) if flow else (None, "cmn-CN")
         else:
             loaded = load_flow(flow_path)
             store = open_store(args.store) if args.store else None
@@ -86,7 +87,7 @@ def add_test_arguments(p) -> None:
 
 
 def run_test(args) -> int:
-    from ivr.simulator.runner import find_scripts, over_http, run_script
+    from ivr.simulator.runner import InProcessRun, find_scripts, over_http, run_script
     from ivr.simulator.transcript import describe
 
     started = time.monotonic()
@@ -104,8 +105,9 @@ def run_test(args) -> int:
         print("no caller scripts found (*.yaml)", file=sys.stderr)
         return 1
     outcomes = []
+    run = InProcessRun()  # each flow loaded once, one app per flow for the whole run
     for path in scripts:
-        outcome = run_script(path, transport)
+        outcome = run_script(path, transport, run=run)
         outcomes.append(outcome)
         if args.json:
             continue
@@ -135,6 +137,10 @@ def add_replay_arguments(p) -> None:
     p.add_argument("--flow", help="replay against this flow file (default: the file each call's version came from)")
     p.add_argument("--context", type=int, default=1, help="lines of context around each difference (default 1)")
     p.add_argument("--json", action="store_true", help="results as JSON")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="worker processes (default 1); each loads the flow once and re-drives its calls in-process")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="a progress bar on stderr (default: only when stderr is a terminal)")
 
 
 def _since(text: str) -> float:
@@ -148,19 +154,71 @@ def _since(text: str) -> float:
         raise SystemExit(f"error: --since '{text}' is neither epoch seconds nor ISO 8601 (2026-11-02T09:30)")
 
 
-def run_replay(args) -> int:
-    from ivr.simulator.replay import replay_call
-    from ivr.store import open_store
+def _sqlite_store_missing(url: str) -> str | None:
+    """Replay only reads the store: a SQLite file that is not there is a mistake, never a new empty store."""
+    if not url.startswith("sqlite:"):
+        return None
+    path = Path(url.removeprefix("sqlite:///") or "calls.db")
+    if not path.exists():
+        return f"no SQLite store at {path}: check --store (sqlite:///relative.db or sqlite:////absolute.db)"
+    if path.is_dir():
+        return f"{path} is a directory, not a SQLite store file"
+    return None
 
+
+def _progress(show: bool):
+    """A rich progress bar on stderr, or a stand-in that does nothing (pipes, tests, --no-progress)."""
+    if not show:
+        return _NoProgress()
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    console = Console(file=sys.stderr)
+    # on a terminal the bar goes away when done; asked for in a pipe (--progress), its final state stays
+    return Progress(TextColumn("replaying"), BarColumn(), MofNCompleteColumn(), TextColumn("calls"),
+                    TimeRemainingColumn(), console=console, transient=console.is_terminal)
+
+
+class _NoProgress:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def add_task(self, *args, **kwargs):
+        return 0
+
+    def advance(self, *args, **kwargs):
+        pass
+
+
+def run_replay(args) -> int:
+    from ivr.simulator.replay import replay_many
+    from ivr.store import StoreError, open_store
+
+    problem = _sqlite_store_missing(args.store)
+    if problem:
+        raise StoreError(problem)  # ivr.cli prints it as one line, exit 1
+    since = _since(args.since) if args.since else None
     store = open_store(args.store)
     sids = list(args.call_sids)
     if args.all or args.since:
-        since = _since(args.since) if args.since else None
-        sids += [row["call_sid"] for row in store.list_calls(since) if row["call_sid"] not in sids]
+        named = set(sids)
+        found = [row["call_sid"] for row in store.list_calls(since) if row["call_sid"] not in named]
+        if not sids and not found:
+            print(f"no calls since {args.since} in {args.store}" if args.since else
+                  f"the store is empty: no calls in {args.store}")
+            return 0
+        sids += found
     if not sids:
         print("error: name calls to replay (CALL_SID...), or use --since TIME or --all", file=sys.stderr)
         return 2
-    replays = [replay_call(store, sid, args.flow, args.context) for sid in sids]
+    show = args.progress if args.progress is not None else sys.stderr.isatty()
+    with _progress(show) as progress:
+        task = progress.add_task("replay", total=len(sids))
+        replays = list(replay_many(store, args.store, sids, args.flow, args.context, args.jobs,
+                                   done=lambda n: progress.advance(task, n)))
     differ = sum(r.differs for r in replays)
     errors = sum(r.error is not None for r in replays)
     if args.json:

@@ -12,9 +12,10 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ivr.flow import FlowError
 from ivr.simulator import actions as act
 from ivr.simulator.media import say_text
-from ivr.simulator.runner import in_process, place_call
+from ivr.simulator.runner import InProcessRun, place_call
 from ivr.simulator.script import CallerScript, Expect, Step
 from ivr.simulator.script_caller import ScriptedCaller
 from ivr.simulator.transcript import Transcript
@@ -134,41 +135,141 @@ def _int(value) -> int | None:
         return None
 
 
-def pinned_flow(store: CallStore, call_sid: str) -> Path:
-    """The flow file recorded for the version the call pinned (its current text is what gets replayed)."""
-    row = store.get_call(call_sid)
-    version = (row or {}).get("flow_version")
-    flow = store.get_flow(version) if version else None
-    if not flow:
-        raise ReplayError("the store has no flow version for this call; pass --flow FLOW")
-    path = Path(flow["path"])
-    if not path.exists():
-        raise ReplayError(f"the call's flow file {path} no longer exists; pass --flow FLOW")
-    return path
+class ScratchStore:
+    """Where re-driven calls go: never the real call log. Each replayed call gets a fresh memory store for
+    its calls and logs (nothing piles up over 10,000 calls, nothing mixes between them), while the flow
+    versions the apps pinned at start stay. Everything else is delegated to the current memory store."""
+
+    def __init__(self):
+        self.calls = MemoryStore()
+        self._flows = MemoryStore()
+
+    def fresh(self) -> None:
+        self.calls = MemoryStore()
+
+    def put_flow(self, version, name, path, text):
+        self._flows.put_flow(version, name, path, text)
+
+    def get_flow(self, version):
+        return self._flows.get_flow(version)
+
+    def __getattr__(self, name):
+        return getattr(self.calls, name)
+
+
+class Replayer:
+    """Replays many calls from one store: each flow file is loaded once and gets one in-process app,
+    reused for every call replayed against it; the pinned flow version of each call is looked up once."""
+
+    def __init__(self, store: CallStore, flow: str | Path | None = None, context: int = 1):
+        self.store, self.flow, self.context = store, Path(flow) if flow else None, context
+        self.scratch = ScratchStore()
+        self.run = InProcessRun(self.scratch)
+        self._versions: dict[str, Path | ReplayError] = {}
+        self._names: dict[Path, str | FlowError] = {}
+
+    def _pinned(self, call_sid: str) -> Path:
+        """The flow file recorded for the version the call pinned (its current text is what gets replayed)."""
+        row = self.store.get_call(call_sid)
+        version = (row or {}).get("flow_version")
+        if not version:
+            raise ReplayError("the store has no flow version for this call; pass --flow FLOW")
+        if version not in self._versions:
+            flow = self.store.get_flow(version)
+            if not flow:
+                found = ReplayError("the store has no flow version for this call; pass --flow FLOW")
+            elif not Path(flow["path"]).exists():
+                found = ReplayError(f"the call's flow file {flow['path']} no longer exists; pass --flow FLOW")
+            else:
+                found = Path(flow["path"])
+            self._versions[version] = found
+        found = self._versions[version]
+        if isinstance(found, ReplayError):
+            raise found
+        return found
+
+    def _flow_name(self, path: Path) -> str:
+        key = path.resolve()
+        if key not in self._names:
+            try:
+                self._names[key] = self.run.flow(key).flow.name
+            except FlowError as exc:
+                self._names[key] = exc
+        found = self._names[key]
+        if isinstance(found, FlowError):
+            raise found
+        return found
+
+    def replay(self, call_sid: str) -> Replay:
+        log = self.store.call_log(call_sid)
+        flow = self.flow
+        if not log:
+            return Replay(call_sid, str(flow or ""), [], error="no such call in the store (no call log)")
+        try:
+            flow_path = flow if flow else self._pinned(call_sid)
+            script = rebuild_script(log, flow_path)
+        except ReplayError as exc:
+            return Replay(call_sid, str(flow or ""), heard_in_log(log), error=str(exc))
+        try:
+            name = self._flow_name(flow_path)
+        except FlowError as exc:
+            return Replay(call_sid, str(flow_path), heard_in_log(log), error=f"the flow does not load:\n{exc}")
+        self.scratch.fresh()  # the re-driven call is not mixed into the real call log, nor with other replays
+        transcript = Transcript()
+        result = place_call(self.run.transport(flow_path), ScriptedCaller(script, transcript), name,
+                            script.caller, script.called, transcript)
+        replay = Replay(call_sid, str(flow_path), heard_in_log(log),
+                        heard_in_log(self.scratch.call_log(result.call_sid)), error=result.error, note=result.aborted)
+        replay.diff = list(difflib.unified_diff(replay.heard, replay.would_hear, fromfile=f"{call_sid} heard",
+                                                tofile=f"{call_sid} would hear now ({flow_path})", n=self.context,
+                                                lineterm=""))
+        return replay
 
 
 def replay_call(store: CallStore, call_sid: str, flow: str | Path | None = None, context: int = 1) -> Replay:
-    log = store.call_log(call_sid)
-    if not log:
-        return Replay(call_sid, str(flow or ""), [], error="no such call in the store (no call log)")
-    try:
-        flow_path = Path(flow) if flow else pinned_flow(store, call_sid)
-        script = rebuild_script(log, flow_path)
-    except ReplayError as exc:
-        return Replay(call_sid, str(flow or ""), heard_in_log(log), error=str(exc))
-    from ivr.flow import FlowError, load_flow
+    """One call; to replay many, use one Replayer (flows and apps are then set up once)."""
+    return Replayer(store, flow, context).replay(call_sid)
 
-    try:
-        name = load_flow(flow_path).flow.name
-    except FlowError as exc:
-        return Replay(call_sid, str(flow_path), heard_in_log(log), error=f"the flow does not load:\n{exc}")
-    scratch = MemoryStore()  # the re-driven call is not mixed into the real call log
-    transcript = Transcript()
-    result = place_call(in_process([flow_path], store=scratch), ScriptedCaller(script, transcript), name,
-                        script.caller, script.called, transcript)
-    replay = Replay(call_sid, str(flow_path), heard_in_log(log), heard_in_log(scratch.call_log(result.call_sid)),
-                    error=result.error, note=result.aborted)
-    replay.diff = list(difflib.unified_diff(replay.heard, replay.would_hear, fromfile=f"{call_sid} heard",
-                                            tofile=f"{call_sid} would hear now ({flow_path})", n=context,
-                                            lineterm=""))
-    return replay
+
+# --- many calls, on several cores --------------------------------------------------------------
+
+_WORKER_REPLAYERS: dict = {}
+
+
+def _replay_chunk(job) -> list[Replay]:
+    """In a worker process: its own store connection and one Replayer for all the chunks it gets."""
+    store_url, flow, context, sids = job
+    key = (store_url, flow, context)
+    if key not in _WORKER_REPLAYERS:
+        from ivr.store import open_store
+
+        _WORKER_REPLAYERS[key] = Replayer(open_store(store_url), flow, context)
+    replayer = _WORKER_REPLAYERS[key]
+    return [replayer.replay(sid) for sid in sids]
+
+
+def replay_many(store: CallStore, store_url: str, sids: list[str], flow: str | Path | None = None,
+                context: int = 1, jobs: int = 1, done=lambda n: None):
+    """Replay `sids` in order, yielding each Replay; `done(n)` after each n calls (a progress bar).
+
+    jobs > 1: the calls are split into chunks replayed by that many worker processes, each with its
+    own connection to the store at `store_url` and its own apps (each flow loaded once per worker);
+    results come back in the order of `sids`, the same as replaying them here one after another."""
+    if jobs <= 1 or len(sids) < 2:
+        replayer = Replayer(store, flow, context)
+        for sid in sids:
+            replay = replayer.replay(sid)
+            done(1)
+            yield replay
+        return
+    import multiprocessing
+
+    methods = multiprocessing.get_all_start_methods()
+    pool_context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    size = max(1, min(50, len(sids) // (jobs * 4)))
+    chunks = [(store_url, str(flow) if flow else None, context, sids[i:i + size])
+              for i in range(0, len(sids), size)]
+    with pool_context.Pool(jobs) as pool:
+        for replays in pool.imap(_replay_chunk, chunks):
+            done(len(replays))
+            yield from replays

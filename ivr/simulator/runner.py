@@ -28,6 +28,36 @@ def in_process(flows: list[str | Path], store: CallStore | None = None, token: s
     return InProcessTransport(app, token)
 
 
+class InProcessRun:
+    """Many in-process calls in one run: each flow file is loaded once and gets one app, and every app
+    shares one store and one token. Apps and flows are the expensive part of a call set up from scratch
+    (YAML parsing, validation, the engine); a call itself only costs its webhooks.
+
+    One app per flow *file* (not one app for all flows): two files may hold flows of the same name, e.g.
+    a flow and its edited copy. Files are read when first used; the app reloads a file edited on disk
+    for new calls, as a served app does.
+    """
+
+    def __init__(self, store: CallStore | None = None, token: str | None = None):
+        self.store = store if store is not None else MemoryStore()
+        self.token = token or "sim-" + secrets.token_hex(16)
+        self._flows: dict[Path, object] = {}
+        self._transports: dict[Path, Transport] = {}
+
+    def flow(self, path: str | Path):
+        """The loaded flow (ivr.flow.load_flow), read once per run; FlowError as load_flow raises it."""
+        key = Path(path).resolve()
+        if key not in self._flows:
+            self._flows[key] = load_flow(key)
+        return self._flows[key]
+
+    def transport(self, path: str | Path) -> Transport:
+        key = Path(path).resolve()
+        if key not in self._transports:
+            self._transports[key] = in_process([key], store=self.store, token=self.token)
+        return self._transports[key]
+
+
 def over_http(url: str, token: str) -> Transport:
     return HttpTransport(url, token)
 
@@ -59,19 +89,24 @@ class ScriptOutcome:
 
 
 def run_script(script: CallerScript | str | Path, transport: Transport | None = None,
-               store: CallStore | None = None) -> ScriptOutcome:
-    """Run one caller script: in-process against its flow (default), or through the given transport."""
+               store: CallStore | None = None, run: InProcessRun | None = None) -> ScriptOutcome:
+    """Run one caller script: in-process against its flow (default), or through the given transport.
+
+    Pass the same `run` to many calls to load each flow and create each app once (`ivr test`, replay);
+    without it the call gets an app of its own (with `store`, or a fresh memory store).
+    """
     started = time.monotonic()
+    run = run if run is not None else InProcessRun(store)
     try:
         if not isinstance(script, CallerScript):
             script = load_script(script)
-        loaded = load_flow(script.flow)
+        loaded = run.flow(script.flow)
     except ScriptError as exc:
         return ScriptOutcome(str(script), None, False, str(exc))
     except Exception as exc:  # noqa: BLE001 - a broken flow file fails this script, not the whole run
         return ScriptOutcome(script.name, script.rule, False, f"flow {script.flow}: {exc}")
     if transport is None:
-        transport = in_process([script.flow], store=store)
+        transport = run.transport(script.flow)
     transcript = Transcript()
     caller = ScriptedCaller(script, transcript)
     called = script.called or (loaded.flow.numbers[0] if loaded.flow.numbers else

@@ -1,12 +1,15 @@
-"""How the fake Twilio reaches the app: in-process (Flask test client) or over HTTP (requests).
+"""How the fake Twilio reaches the app: in-process (a direct WSGI call) or over HTTP (requests).
 
 Both sign every request exactly like Twilio: X-Twilio-Signature is the HMAC of the full
 URL and the POST parameters under the account's auth token, so the app really checks it.
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from functools import lru_cache
+from io import BytesIO
+from urllib.parse import quote_plus, unquote_to_bytes, urlsplit
 
 from twilio.request_validator import RequestValidator
 
@@ -61,19 +64,67 @@ class Transport:
 
 
 class InProcessTransport(Transport):
-    """The Flask app in this process, through its test client: the production code path, no network."""
+    """The WSGI app in this process, called directly: the production code path, no network, no test client.
+
+    Each request is built the way a WSGI server builds it from Twilio's HTTP request (PEP 3333): the
+    method, the path and raw query, Host, the form-encoded UTF-8 body with its Content-Type and
+    Content-Length, and X-Twilio-Signature, so the app's signature check runs on exactly what it would
+    see behind gunicorn.
+    """
 
     def __init__(self, app, token: str, base_url: str = "http://localhost"):
         super().__init__(token)
         self.app, self.base_url = app, base_url.rstrip("/")
-        self.client = app.test_client()
 
     def _dispatch(self, method, url, params, headers):
         parts = urlsplit(url)
-        path = parts.path + (f"?{parts.query}" if parts.query else "")
-        response = self.client.open(path, method=method, data=params if method == "POST" else None,
-                                    headers=headers, base_url=f"{parts.scheme}://{parts.netloc}")
-        return Reply(response.status_code, response.get_data(), response.mimetype or "")
+        host = parts.hostname or "localhost"
+        port = str(parts.port or (443 if parts.scheme == "https" else 80))
+        body = form_body(params) if method == "POST" else b""
+        environ = {
+            "REQUEST_METHOD": method,
+            "SCRIPT_NAME": "",
+            # PEP 3333: PATH_INFO is the percent-decoded path, its bytes carried as latin-1
+            "PATH_INFO": unquote_to_bytes(parts.path or "/").decode("latin-1"),
+            "QUERY_STRING": parts.query,
+            "SERVER_NAME": host,
+            "SERVER_PORT": port,
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "REMOTE_ADDR": "127.0.0.1",
+            "HTTP_HOST": parts.netloc,
+            "HTTP_USER_AGENT": "TwilioProxy/1.1",
+            "HTTP_ACCEPT": "*/*",
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": parts.scheme or "http",
+            "wsgi.input": BytesIO(body),
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": False,
+            "wsgi.multiprocess": False,
+            "wsgi.run_once": False,
+        }
+        if method == "POST":
+            # "Twilio makes HTTP requests to your application in the application/x-www-form-urlencoded
+            # format" (twilio.com/docs/messaging/guides/webhook-request): no charset hint, UTF-8 text
+            environ["CONTENT_TYPE"] = "application/x-www-form-urlencoded"
+            environ["CONTENT_LENGTH"] = str(len(body))
+        for name, value in headers.items():
+            environ["HTTP_" + name.upper().replace("-", "_")] = value
+        answer: dict = {}
+        written: list[bytes] = []  # what the app passes to PEP 3333's legacy write() callable
+
+        def start_response(status, response_headers, exc_info=None):
+            answer["status"], answer["headers"] = status, response_headers
+            return written.append
+
+        result = self.app(environ, start_response)
+        try:
+            data = b"".join([*written, *result])
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+        content_type = next((v for k, v in answer["headers"] if k.lower() == "content-type"), "")
+        return Reply(int(answer["status"].split(" ", 1)[0]), data, content_type.split(";")[0].strip())
 
 
 class HttpTransport(Transport):
@@ -96,6 +147,17 @@ class HttpTransport(Transport):
                                  f"Is `ivr serve` running at {self.base_url}?") from exc
         content_type = response.headers.get("Content-Type", "").split(";")[0].strip()
         return Reply(response.status_code, response.content, content_type)
+
+
+@lru_cache(maxsize=4096)
+def _quote(text: str) -> str:
+    return quote_plus(text)
+
+
+def form_body(params: dict) -> bytes:
+    """application/x-www-form-urlencoded in UTF-8, exactly as urlencode(params) writes it; the parameter
+    names and most values (CallSid, From, To...) repeat on every request of a call, so their quoting is kept."""
+    return "&".join(f"{_quote(str(k))}={_quote(str(v))}" for k, v in params.items()).encode("ascii")
 
 
 def _origin(url: str) -> tuple[str, str]:
