@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from ivr import cli
 from ivr.flow import graph
 from ivr.flow.load import LADDERS, load_flow, step_targets
 
@@ -178,23 +179,32 @@ def test_html_embeds_graphviz_svg():
     assert "<script" not in page and "<link" not in page and "<img" not in page
 
 
-def test_html_without_graphviz_shows_mermaid(monkeypatch, quirky):
+def test_html_without_graphviz_still_shows_a_picture(monkeypatch, quirky):
     monkeypatch.setattr(graph, "graphviz_available", lambda: False)
-    page = graph.to_html(load_flow(quirky))
-    assert "<pre>" in page and "flowchart TD" in page and "```mermaid" in page and "<svg" not in page
-    assert "&lt;b&gt;" in page  # the Mermaid text is HTML-escaped inside <pre>
+    loaded = load_flow(quirky)
+    page = graph.to_html(loaded)
+    assert page.count("<svg") == 1 and "<script" not in page and "<link" not in page and "<img" not in page
+    svg = page[page.index("<svg"):page.index("</svg>") + 6]
+    import xml.etree.ElementTree as ET
+    root = ET.fromstring(svg)   # well-formed: every hostile label escaped
+    texts = " ".join("".join(t.itertext()) for t in root.iter("{http://www.w3.org/2000/svg}text"))
+    for name in loaded.flow.steps:
+        assert name in texts
+    assert '"hi" [x] <b>y</b> & #1 | `q`' in texts
+    assert "Noto Sans CJK SC" in root.get("font-family")
+    assert "<pre>" in page and "flowchart TD" in page and "&lt;b&gt;" in page  # the Mermaid text too, escaped
 
 
 def test_svg_without_graphviz_is_one_clear_line(monkeypatch, quirky, capsys):
     monkeypatch.setattr(graph, "graphviz_available", lambda: False)
-    assert graph.run(Namespace(flow=str(quirky), format="svg", out=None)) == 1
+    assert cli.cmd_graph(Namespace(flow=str(quirky), format="svg", out=None)) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Graphviz" in err and "apt-get install graphviz" in err
 
 
 def test_out_file_and_format_from_its_ending(tmp_path, quirky, capsys):
     out = tmp_path / "flow.dot"
-    assert graph.run(Namespace(flow=str(quirky), format=None, out=str(out))) == 0
+    assert cli.cmd_graph(Namespace(flow=str(quirky), format=None, out=str(out))) == 0
     assert out.read_text(encoding="utf-8").startswith('digraph "quirky')
     assert "wrote" in capsys.readouterr().out
 
