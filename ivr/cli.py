@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ivr.etiquette import lint
 from ivr.etiquette import report
+from ivr.etiquette.lint.run import no_cyclic_gc
 from ivr.flow import FlowError, load_flow
 from ivr.flow import graph
 from ivr.flow.load import flows_in
@@ -56,7 +57,8 @@ def cmd_validate(args) -> int:
     results, failed = [], 0
     for path in flow_paths(args.flows):
         try:
-            loaded = load_flow(path)
+            with no_cyclic_gc():
+                loaded = load_flow(path)
         except FlowError as exc:
             failed += 1
             results.append({"file": str(path), "ok": False, "problems": [
@@ -106,7 +108,8 @@ def cmd_graph(args) -> int:
         print("ivr graph: --format png writes a file: add --out FLOW.png", file=sys.stderr)
         return 1
     try:
-        data = graph.RENDER[fmt](load_flow(args.flow))
+        with no_cyclic_gc():
+            data = graph.RENDER[fmt](load_flow(args.flow))
     except FlowError as exc:
         print(exc, file=sys.stderr)
         return 1

@@ -87,15 +87,16 @@ def wrap(text: str | None, columns: int = HEARD_WIDTH, lines: int = HEARD_LINES)
     if not text:
         return []
     out: list[str] = []
-    if width(text) == len(text):  # no wide characters: wrap at words
+    if text.isascii():  # no wide characters: wrap at words
         out = textwrap.wrap(text, columns, break_long_words=True)
     else:
-        line = ""
+        line, used = "", 0
         for ch in text:
-            if width(line + ch) > columns:
+            w = 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+            if used + w > columns:
                 out.append(line)
-                line = ""
-            line += ch
+                line, used = "", 0
+            line, used = line + ch, used + w
         out.append(line)
     if len(out) > lines:
         out = out[:lines]

@@ -61,8 +61,21 @@ class Rules:
 
     def find(self, text: str, phrase: str) -> list[tuple[int, int]]:
         """Spans of `phrase` in `text` (both normalised; whole words in English)."""
+        return self.find_normal(normal(text), phrase)
+
+    def find_normal(self, text: str, phrase: str) -> list[tuple[int, int]]:
+        """`find` in a text already normalised (many phrases looked for in one prompt)."""
         pattern = self._pattern(phrase)
-        return [m.span() for m in pattern.finditer(normal(text))] if pattern else []
+        if pattern is None:
+            return []
+        word = self._first_word(phrase)
+        if word not in text:  # most phrases are not in most prompts: a substring test says so quickly
+            return []
+        return [m.span() for m in pattern.finditer(text)]
+
+    def _first_word(self, phrase: str) -> str:
+        p = normal(phrase).strip()
+        return p.split()[0] if self.whole_words and p else p
 
     def has_any(self, text: str, phrases: list[str]) -> bool:
         return any(self.find(text, p) for p in phrases)

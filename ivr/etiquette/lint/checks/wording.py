@@ -34,16 +34,18 @@ def e13_wording(lint: Lint) -> None:
     for path, raw in lint.prompts:
         text = _VARIABLE.sub(" ", raw)  # {variables} are names, not words the caller hears
         if text not in seen:
+            ntext = normal(text)
             hits = []
             for spec, entries in specs:
                 taken: list[tuple[int, int]] = []
                 for entry in entries:
                     phrase = str(entry["phrase"])
-                    spans = [s for s in rules.find(text, phrase) if not any(s[0] < e and b < s[1] for b, e in taken)]
+                    spans = [s for s in rules.find_normal(ntext, phrase)
+                             if not any(s[0] < e and b < s[1] for b, e in taken)]
                     if spans:
                         taken += spans
                         hits.append((spec, entry, phrase))
-            questions = [q for q in re.findall(r"[^?!.;。]*\?", normal(text))
+            questions = [q for q in re.findall(r"[^?!.;。]*\?", ntext)
                          if markers and not rules.has_any(q, markers)]
             seen[text] = [hits, questions]
         hits, questions = seen[text]
