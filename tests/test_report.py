@@ -428,3 +428,48 @@ def test_cli_empty_store_says_no_calls(tmp_path):
     assert done.returncode == 0 and done.stdout.startswith("no calls") and done.stderr == ""
     missing_call = run_cli("--store", url, "--call", "CA" + "9" * 32)
     assert missing_call.returncode == 1 and "no log for call" in missing_call.stderr
+
+
+# --- what the caller waits for the greeting -----------------------------------------------------
+
+def _req(t, path="/twilio/voice"):
+    return {"kind": "request", "path": path, "params": {"CallSid": "CA1"}, "t": t}
+
+
+def _resp(t, twiml, path="/twilio/voice"):
+    return {"kind": "response", "path": path, "twiml": twiml, "t": t}
+
+
+def test_time_to_greeting_is_the_callers_wait_not_our_processing():
+    greeting = "<Response><Say>您好</Say></Response>"
+    # our own processing inside the first webhook is not what the log measures as the caller's wait
+    assert score_call([_req(100.0), _resp(100.0, greeting)])["time_to_greeting_s"] == 0.0
+    # a pause before the first word is
+    paused = "<Response><Pause length=\"2\"/><Say>您好</Say></Response>"
+    assert score_call([_req(100.0), _resp(100.0, paused)])["time_to_greeting_s"] == 2.0
+    # so is a greeting that only comes in a later answer (a pause, then a redirect)
+    log = [_req(100.0), _resp(100.0, "<Response><Pause length=\"3\"/><Redirect>/twilio/event</Redirect></Response>"),
+           _req(103.4, "/twilio/event"), _resp(103.4, greeting, "/twilio/event")]
+    assert score_call(log)["time_to_greeting_s"] == 3.4
+
+
+def test_a_call_cut_off_on_hold_is_a_drop_not_a_hang_up():
+    log = [_req(100.0), {"fact": "call_started", "flow": "f", "version": "v", "t": 100.0},
+           {"fact": "hold_started", "step": "h", "promised": 60, "t": 101.0},
+           {"fact": "hung_up", "by": "caller", "after_goodbye": False, "step": "h", "t": 120.0},
+           {"fact": "dropped", "step": "h", "during": "hold", "t": 120.0},
+           {"fact": "call_ended", "status": "failed", "duration": 20, "t": 120.0}]
+    card = score_call(log)
+    assert card["dropped"] == [{"step": "h", "during": "hold"}] and card["hung_up_on_hold"] == []
+    assert card["holds"][0]["result"] == "dropped" and "dropped" in card["flags"]
+    completed = [*log[:-1], {**log[-1], "status": "completed"}]
+    card = score_call(completed)
+    assert card["dropped"] == [] and card["hung_up_on_hold"] == [{"step": "h", "waited": 19.0}]
+
+
+def test_cli_html_goes_to_a_temp_folder_not_the_repo(store_url):
+    done = run_cli("--store", store_url, "--format", "html")
+    assert done.returncode == 0, done.stderr
+    written = Path(done.stdout.strip().removeprefix("wrote "))
+    assert written.is_file() and REPO not in written.parents and not (REPO / "report.html").exists()
+    written.unlink()

@@ -37,13 +37,17 @@ def openings(flow: Flow, limit: int = 200):
 
 
 def _named_after(rules: Rules, text: str, lead_ins: list[str]) -> bool:
-    """A lead-in ("欢迎致电", "thank you for calling") followed by a name in plain text."""
+    """A lead-in ("欢迎致电", "thank you for calling") followed by a name in plain text (not a
+    generic "本行" / "our bank")."""
     low = normal(text)
+    generic = tuple(normal(g) for g in rules.words("greeting", "not_a_name"))
     for phrase in lead_ins:
         for _, end in rules.find(text, phrase):
             rest = low[end:].lstrip(" ")
-            if rest.startswith(("the ", "our ")):
-                rest = rest.split(" ", 1)[1]
+            if rest.startswith(generic):
+                continue
+            if rest.startswith("the "):
+                rest = rest[4:]
             if len(_NAME.findall(rest[:2])) == 2 and not rest.startswith("{"):
                 return True
     return False
@@ -66,8 +70,8 @@ def names_org(rules: Rules, flow: Flow, text: str) -> bool:
     org = flow.variables.get(var, "")
     if "{" + var + "}" in text or (org and org in text):
         return True
-    # no value to compare with: the organisation spelled out after "欢迎致电" / "thank you for calling"
-    return not org and _named_after(rules, text, rules.words("greeting", "org_lead_ins"))
+    # the organisation spelled out in plain text after "欢迎致电" / "thank you for calling"
+    return _named_after(rules, text, rules.words("greeting", "org_lead_ins"))
 
 
 def names_agent(rules: Rules, flow: Flow, text: str) -> bool:
@@ -76,8 +80,8 @@ def names_agent(rules: Rules, flow: Flow, text: str) -> bool:
     agent = flow.variables.get(var, "")
     if "{" + var + "}" in text or (agent and agent in text):
         return True
-    return not agent and (_named_after(rules, text, rules.words("greeting", "agent_lead_ins"))
-                          or _named_before(rules, text, rules.words("greeting", "agent_tail_ins")))
+    return (_named_after(rules, text, rules.words("greeting", "agent_lead_ins"))
+            or _named_before(rules, text, rules.words("greeting", "agent_tail_ins")))
 
 
 @check
