@@ -66,9 +66,10 @@ def parse_mermaid(text: str):
 
 def parse_dot(text: str):
     nodes = dict(re.findall(r"^\s+(\w+) \[label=<<b>(.*?)</b>", text, re.M))
-    edges = [(src, dst, label.replace('\\"', '"').replace("\\\\", "\\").strip(), "style=dashed" in rest)
+    edges = [(src, dst, html.unescape(label).strip(), "style=dashed" in rest)
              for src, dst, label, rest
-             in re.findall(r'^\s+(\w+) -> (\w+)(?: \[label="((?:[^"\\]|\\.)*)")?(.*);$', text, re.M)]
+             in re.findall(r'^\s+(\w+) -> (\w+)(?: \[label=<<table[^>]*><tr><td>(.*?)</td></tr></table>>)?(.*);$',
+                           text, re.M)]
     return nodes, edges
 
 
@@ -159,7 +160,7 @@ def test_mermaid_escapes_quotes_and_markup(quirky):
 def test_dot_escapes_quotes_and_markup(quirky):
     text = graph.to_dot(load_flow(quirky))
     assert "&quot;hi&quot; [x] &lt;b&gt;y&lt;/b&gt; &amp; #1 | `q`" in text
-    assert 'label="1 / say \\"yes\\", [ok] \\\\ fine"' in text
+    assert "<td>1 / say &quot;yes&quot;, [ok] \\ fine</td>" in text
 
 
 @pytest.mark.skipif(not HAS_DOT, reason=NO_DOT)

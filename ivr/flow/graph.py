@@ -38,8 +38,8 @@ ICONS = {name: kind.icon for name, kind in KINDS.items()}
 FILL = {name: kind.fill for name, kind in KINDS.items() if kind.fill}
 LADDER_WORDS = {"silence": "silence", "quiet": "too quiet", "noisy": "too noisy", "not_understood": "not understood"}
 START, HANG_UP, CALLER_HANGS_UP = "start", "hangup", "callerhangsup"
-SPECIAL = {START: "📞 call starts",
-           HANG_UP: "✋ hang up after the script (E2/E3/E5)",
+SPECIAL = {START: "▶ call starts",
+           HANG_UP: "■ hang up after the script (E2/E3/E5)",
            CALLER_HANGS_UP: "☎ caller hangs up first (E11)"}
 HEARD_WIDTH = 34   # columns per line of what the caller hears (a Chinese character is two)
 HEARD_LINES = 3
@@ -164,13 +164,16 @@ def heard_lines(node) -> list[str]:
     return lines
 
 
-def kind_line(node) -> str:
-    return " · ".join(p for p in (f"{ICONS[node.kind]} {node.kind}", node.facts) if p)
+def kind_line(node, icon: bool = True) -> str:
+    """The step's kind and facts; `icon` only where the reader's font has emoji (Mermaid in a browser):
+    Graphviz draws with the flow's CJK font, which has none."""
+    kind = f"{ICONS[node.kind]} {node.kind}" if icon else node.kind
+    return " · ".join(p for p in (kind, node.facts) if p)
 
 
-def label_lines(node, escape, heard_format: str) -> list[str]:
+def label_lines(node, escape, heard_format: str, icon: bool = True) -> list[str]:
     """A step's box, whatever the format: its name in bold, its kind and facts, what the caller hears."""
-    lines = [f"<b>{escape(node.name)}</b>", escape(kind_line(node))]
+    lines = [f"<b>{escape(node.name)}</b>", escape(kind_line(node, icon))]
     lines += [heard_format.format(escape(line)) for line in heard_lines(node)]
     return lines
 
@@ -225,10 +228,12 @@ def to_dot(loaded: LoadedFlow) -> str:
                          f'style="rounded,filled,dashed", fillcolor="#f6f6f6"];')
             continue
         heard = '<font point-size="13" color="#333333">{}</font>'
-        lines.append(f'    {node.id} [label=<{"<br/>".join(label_lines(node, dot_html, heard))}>, '
+        lines.append(f'    {node.id} [label=<{"<br/>".join(label_lines(node, dot_html, heard, icon=False))}>, '
                      f'fillcolor="{FILL.get(node.kind, "#ffffff")}"];')
     for edge in graph.edges:
-        attrs = [f"label={dot_quote(edge.label)}"] if edge.label else []
+        # on a white ground, so no line runs through a label
+        attrs = [f'label=<<table border="0" cellborder="0" cellpadding="1" bgcolor="white"><tr><td>'
+                 f'{dot_html(" ".join(edge.label.split()))}</td></tr></table>>'] if edge.label else []
         if edge.dashed:
             attrs += ["style=dashed", 'color="#888888"', 'fontcolor="#666666"']
         lines.append(f"    {edge.src} -> {edge.dst}" + (f" [{', '.join(attrs)}]" if attrs else "") + ";")

@@ -33,7 +33,7 @@ def _lines(node, special: dict) -> list[tuple[str, str]]:
     """(text, style) of each line of a box."""
     if node.kind == "special":
         return [(special[node.id], "special")]
-    return [(node.name, "name"), (kind_line(node), "kind")] + [(line, "heard") for line in heard_lines(node)]
+    return [(node.name, "name"), (kind_line(node, icon=False), "kind")] + [(line, "heard") for line in heard_lines(node)]
 
 
 def draw(graph: Graph, special: dict) -> str:
@@ -70,13 +70,14 @@ def draw(graph: Graph, special: dict) -> str:
         x2, y2 = b["x"] + b["w"] / 2, b["y"]
         if b["y"] > a["y"]:  # down to a later row
             path = f"M{x1:.0f},{y1:.0f} C{x1:.0f},{y1 + 40:.0f} {x2:.0f},{y2 - 40:.0f} {x2:.0f},{y2:.0f}"
-            lx, ly = (x1 + x2) / 2, (y1 + y2) / 2 + (k % 3 - 1) * 14
+            # near the arrow's head (each arrow into a box has its own x), staggered in height
+            lx, ly = x1 + (x2 - x1) * 0.7, y1 + (y2 - y1) * 0.55 + (k % 3 - 1) * 12
         else:  # back up (or across): round the right-hand side
             x1, y1 = a["x"] + a["w"], a["y"] + a["h"] / 2
             x2, y2 = b["x"] + b["w"], b["y"] + b["h"] / 2
             bend = max(x1, x2) + 60 + (k % 4) * 18
             path = f"M{x1:.0f},{y1:.0f} C{bend:.0f},{y1:.0f} {bend:.0f},{y2:.0f} {x2:.0f},{y2:.0f}"
-            lx, ly = bend - 15, (y1 + y2) / 2
+            lx, ly = bend + width(e.label) * 3.6 + 8, (y1 + y2) / 2
         out.append(f'<path d="{path}" fill="none" stroke-width="1.4"{style} marker-end="url(#arrow)"/>')
         if e.label:
             lw = width(e.label) * 7.2 + 8
