@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from ivr import cli
 from ivr.flow import graph
 from ivr.flow.load import LADDERS, load_flow, step_targets
 
@@ -65,9 +66,10 @@ def parse_mermaid(text: str):
 
 def parse_dot(text: str):
     nodes = dict(re.findall(r"^\s+(\w+) \[label=<<b>(.*?)</b>", text, re.M))
-    edges = [(src, dst, label.replace('\\"', '"').replace("\\\\", "\\").strip(), "style=dashed" in rest)
+    edges = [(src, dst, html.unescape(label).strip(), "style=dashed" in rest)
              for src, dst, label, rest
-             in re.findall(r'^\s+(\w+) -> (\w+)(?: \[label="((?:[^"\\]|\\.)*)")?(.*);$', text, re.M)]
+             in re.findall(r'^\s+(\w+) -> (\w+)(?: \[label=<<table[^>]*><tr><td>(.*?)</td></tr></table>>)?(.*);$',
+                           text, re.M)]
     return nodes, edges
 
 
@@ -158,7 +160,7 @@ def test_mermaid_escapes_quotes_and_markup(quirky):
 def test_dot_escapes_quotes_and_markup(quirky):
     text = graph.to_dot(load_flow(quirky))
     assert "&quot;hi&quot; [x] &lt;b&gt;y&lt;/b&gt; &amp; #1 | `q`" in text
-    assert 'label="1 / say \\"yes\\", [ok] \\\\ fine"' in text
+    assert "<td>1 / say &quot;yes&quot;, [ok] \\ fine</td>" in text
 
 
 @pytest.mark.skipif(not HAS_DOT, reason=NO_DOT)
@@ -178,23 +180,32 @@ def test_html_embeds_graphviz_svg():
     assert "<script" not in page and "<link" not in page and "<img" not in page
 
 
-def test_html_without_graphviz_shows_mermaid(monkeypatch, quirky):
+def test_html_without_graphviz_still_shows_a_picture(monkeypatch, quirky):
     monkeypatch.setattr(graph, "graphviz_available", lambda: False)
-    page = graph.to_html(load_flow(quirky))
-    assert "<pre>" in page and "flowchart TD" in page and "```mermaid" in page and "<svg" not in page
-    assert "&lt;b&gt;" in page  # the Mermaid text is HTML-escaped inside <pre>
+    loaded = load_flow(quirky)
+    page = graph.to_html(loaded)
+    assert page.count("<svg") == 1 and "<script" not in page and "<link" not in page and "<img" not in page
+    svg = page[page.index("<svg"):page.index("</svg>") + 6]
+    import xml.etree.ElementTree as ET
+    root = ET.fromstring(svg)   # well-formed: every hostile label escaped
+    texts = " ".join("".join(t.itertext()) for t in root.iter("{http://www.w3.org/2000/svg}text"))
+    for name in loaded.flow.steps:
+        assert name in texts
+    assert '"hi" [x] <b>y</b> & #1 | `q`' in texts
+    assert "Noto Sans CJK SC" in root.get("font-family")
+    assert "<pre>" in page and "flowchart TD" in page and "&lt;b&gt;" in page  # the Mermaid text too, escaped
 
 
 def test_svg_without_graphviz_is_one_clear_line(monkeypatch, quirky, capsys):
     monkeypatch.setattr(graph, "graphviz_available", lambda: False)
-    assert graph.run(Namespace(flow=str(quirky), format="svg", out=None)) == 1
+    assert cli.cmd_graph(Namespace(flow=str(quirky), format="svg", out=None)) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Graphviz" in err and "apt-get install graphviz" in err
 
 
 def test_out_file_and_format_from_its_ending(tmp_path, quirky, capsys):
     out = tmp_path / "flow.dot"
-    assert graph.run(Namespace(flow=str(quirky), format=None, out=str(out))) == 0
+    assert cli.cmd_graph(Namespace(flow=str(quirky), format=None, out=str(out))) == 0
     assert out.read_text(encoding="utf-8").startswith('digraph "quirky')
     assert "wrote" in capsys.readouterr().out
 

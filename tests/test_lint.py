@@ -66,9 +66,30 @@ def test_a_folder_skips_yaml_that_is_not_a_flow():
     assert lint_paths([ROOT / "call_flows"]) == []  # callers.yaml is skipped, not an error
 
 
-def test_naming_a_non_flow_file_is_a_warning_not_an_error():
-    findings = lint_paths([ROOT / "call_flows" / "callers.yaml"])
-    assert [(f.rule, f.name, f.severity) for f in findings] == [("load", "not-a-flow", "warning")]
+def validate_problems(path) -> set[tuple[int, int]]:
+    from ivr.flow import FlowError
+
+    with pytest.raises(FlowError) as exc:
+        load_flow(path)
+    return {(p.line, p.col) for p in exc.value.problems}
+
+
+def test_naming_a_non_flow_file_fails_like_validate():
+    path = ROOT / "call_flows" / "callers.yaml"
+    findings = lint_paths([path])
+    assert findings and all((f.rule, f.severity) == ("load", "error") for f in findings)
+    assert {(f.line, f.col) for f in findings} == validate_problems(path)
+    assert main_lint([str(path)]) == 1
+
+
+@pytest.mark.parametrize("text", ["", "\n# nothing but a comment\n", "- a\n- list\n"])
+def test_an_empty_or_non_flow_file_fails(tmp_path, text, capsys):
+    path = tmp_path / "empty.yaml"
+    path.write_text(text, encoding="utf-8")
+    findings = lint_paths([path])
+    assert findings and all((f.rule, f.severity) == ("load", "error") for f in findings)
+    assert main_lint([str(path)]) == 1
+    assert "skipped" not in capsys.readouterr().out
 
 
 def test_missing_path_is_a_finding():

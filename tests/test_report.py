@@ -187,7 +187,7 @@ def test_greeting_is_timed_for_every_call(cards):
     for card in cards.values():
         assert card["flow"] == "bank_hotline" and card["greeted"]
         assert card["greeting"].endswith("请问有什么可以帮助您?")
-        assert 0 <= card["time_to_greeting_ms"] < 5000
+        assert card["time_to_greeting_s"] == 0.0   # the greeting is in the answer to the first request
 
 
 def test_hold_within_promise(cards):
@@ -247,11 +247,12 @@ def test_unclear_speech_retry_and_complaint(cards):
 
 def test_drop_during_hold(cards):
     card = cards["dropped"]
-    assert card["dropped"] == [{"step": "account_enquiry", "during": "hold"}]
+    # the caller hung up on hold (the call ended "completed"): counted apart from a dropped call
+    assert card["dropped"] == [] and card["hung_up_on_hold"] == [{"step": "account_enquiry", "waited": 45.0}]
     (hold,) = card["holds"]
-    assert hold["result"] == "dropped" and hold["estimated"] and hold["waited"] >= 45
+    assert hold["result"] == "hung up" and hold["estimated"] and hold["waited"] >= 45
     assert hold["breach"] is False and hold["check_ins"] == [30.0, 45.0]
-    assert card["hung_up_first"] == "caller, before goodbye" and card["flags"] == ["dropped"]
+    assert card["hung_up_first"] == "caller, before goodbye" and card["flags"] == ["hung up on hold"]
 
 
 def test_call_in_progress_is_marked(cards):
@@ -273,7 +274,7 @@ def test_fallback_apology_is_counted(tmp_path):
 def test_a_log_without_notes_scores_without_error():
     card = score_call([{"kind": "request", "path": "/twilio/voice", "params": {"CallSid": "CA1"}, "t": 1.0}])
     assert card["call_sid"] == "CA1" and card["in_progress"] and not card["greeted"]
-    assert card["time_to_greeting_ms"] is None
+    assert card["time_to_greeting_s"] is None
 
 
 def test_a_tampered_log_scores_without_error():
@@ -286,7 +287,7 @@ def test_a_tampered_log_scores_without_error():
     assert card["holds"][0]["waited"] is None and card["holds"][0]["breach"] is None
     assert card["transfers"][0]["outcome"] == "dropped" and card["hung_up_first"] == "engine"
     text = format_text(build_report([card], "memory://"))
-    assert "CAjunk" in text and "\x1b" not in report_module._printable(text)
+    assert "CAjunk" in text and "\x1b" not in report_module.printable(text)
 
 
 # --- per flow ---------------------------------------------------------------------------------
@@ -295,7 +296,7 @@ def test_per_flow_sums(report):
     assert list(report["flows"]) == ["bank_hotline"]
     s = report["flows"]["bank_hotline"]
     assert (s["calls"], s["in_progress"], s["ended"]) == (9, 1, 8)
-    assert s["greeted_pct"] == 100.0 and s["mean_time_to_greeting_ms"] is not None
+    assert s["greeted_pct"] == 100.0 and s["mean_time_to_greeting_s"] == 0.0
     assert (s["silent_retries"], s["unclear_retries"]) == (1, 1) and s["retries_per_call"] == 0.22
     assert (s["holds"], s["hold_breaches"]) == (3, 1)
     assert s["mean_promise_s"] == 60.0
@@ -308,7 +309,7 @@ def test_per_flow_sums(report):
                                   "engine, without goodbye": 0}
     assert s["ended_with_goodbye"] == 6 and s["ended_with_goodbye_pct"] == 75.0
     assert s["caller_hung_up_first_pct"] == 62.5
-    assert (s["drops"], s["fallbacks"], s["complaints"], s["call_backs"]) == (1, 0, 1, 1)
+    assert (s["drops"], s["hung_up_on_hold"], s["fallbacks"], s["complaints"], s["call_backs"]) == (0, 1, 0, 1, 1)
 
 
 def test_summarise_keeps_flows_apart(cards):
@@ -370,7 +371,7 @@ def test_html_is_self_contained_well_formed_and_escaped(report):
     assert len([a for t, a in checker.tags if t == "line" and a.get("class") == "promise"]) == 3
     assert tags.count("svg") == 3
     rows = [a.get("class", "") for t, a in checker.tags if t == "tr"]
-    assert sum("breach" in c for c in rows) == 1 and sum("dropped" in c for c in rows) == 1
+    assert sum("breach" in c for c in rows) == 1 and sum("dropped" in c for c in rows) == 0
 
 
 # --- the CLI --------------------------------------------------------------------------------
@@ -427,3 +428,48 @@ def test_cli_empty_store_says_no_calls(tmp_path, ivr):
     assert done.returncode == 0 and done.stdout.startswith("no calls") and done.stderr == ""
     missing_call = ivr("report", "--store", url, "--call", "CA" + "9" * 32)
     assert missing_call.returncode == 1 and "no log for call" in missing_call.stderr
+
+
+# --- what the caller waits for the greeting -----------------------------------------------------
+
+def _req(t, path="/twilio/voice"):
+    return {"kind": "request", "path": path, "params": {"CallSid": "CA1"}, "t": t}
+
+
+def _resp(t, twiml, path="/twilio/voice"):
+    return {"kind": "response", "path": path, "twiml": twiml, "t": t}
+
+
+def test_time_to_greeting_is_the_callers_wait_not_our_processing():
+    greeting = "<Response><Say>您好</Say></Response>"
+    # our own processing inside the first webhook is not what the log measures as the caller's wait
+    assert score_call([_req(100.0), _resp(100.0, greeting)])["time_to_greeting_s"] == 0.0
+    # a pause before the first word is
+    paused = "<Response><Pause length=\"2\"/><Say>您好</Say></Response>"
+    assert score_call([_req(100.0), _resp(100.0, paused)])["time_to_greeting_s"] == 2.0
+    # so is a greeting that only comes in a later answer (a pause, then a redirect)
+    log = [_req(100.0), _resp(100.0, "<Response><Pause length=\"3\"/><Redirect>/twilio/event</Redirect></Response>"),
+           _req(103.4, "/twilio/event"), _resp(103.4, greeting, "/twilio/event")]
+    assert score_call(log)["time_to_greeting_s"] == 3.4
+
+
+def test_a_call_cut_off_on_hold_is_a_drop_not_a_hang_up():
+    log = [_req(100.0), {"fact": "call_started", "flow": "f", "version": "v", "t": 100.0},
+           {"fact": "hold_started", "step": "h", "promised": 60, "t": 101.0},
+           {"fact": "hung_up", "by": "caller", "after_goodbye": False, "step": "h", "t": 120.0},
+           {"fact": "dropped", "step": "h", "during": "hold", "t": 120.0},
+           {"fact": "call_ended", "status": "failed", "duration": 20, "t": 120.0}]
+    card = score_call(log)
+    assert card["dropped"] == [{"step": "h", "during": "hold"}] and card["hung_up_on_hold"] == []
+    assert card["holds"][0]["result"] == "dropped" and "dropped" in card["flags"]
+    completed = [*log[:-1], {**log[-1], "status": "completed"}]
+    card = score_call(completed)
+    assert card["dropped"] == [] and card["hung_up_on_hold"] == [{"step": "h", "waited": 19.0}]
+
+
+def test_cli_html_goes_to_a_temp_folder_not_the_repo(store_url):
+    done = run_cli("--store", store_url, "--format", "html")
+    assert done.returncode == 0, done.stderr
+    written = Path(done.stdout.strip().removeprefix("wrote "))
+    assert written.is_file() and REPO not in written.parents and not (REPO / "report.html").exists()
+    written.unlink()

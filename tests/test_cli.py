@@ -1,0 +1,89 @@
+"""`ivr` itself: every command is there (a module that fails to import fails loudly), --version,
+help for every option, and --format json wherever there are results."""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ivr import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+COMMANDS = {"serve", "validate", "schema", "lint", "graph", "report", "simulate", "test", "replay", "line"}
+
+
+def ivr(*args):
+    return subprocess.run([sys.executable, "-m", "ivr.cli", *args], cwd=ROOT, capture_output=True, text=True,
+                          encoding="utf-8", timeout=120)
+
+
+def subparsers(parser):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            yield from action.choices.items()
+
+
+def test_every_command_is_there():
+    assert {name for name, _ in subparsers(cli.build_parser())} == COMMANDS
+
+
+def test_no_command_is_imported_by_name():
+    text = (ROOT / "ivr" / "cli.py").read_text(encoding="utf-8")
+    assert "import_module" not in text and "DELEGATED" not in text
+
+
+def test_version():
+    done = ivr("--version")
+    assert done.returncode == 0 and done.stdout.startswith("ivr ") and done.stdout.strip() != "ivr"
+
+
+def test_every_option_has_help():
+    missing = []
+
+    def walk(parser, where):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    walk(sub, f"{where} {name}")
+            elif action.help is None or not str(action.help).strip():
+                missing.append(f"{where} {'/'.join(action.option_strings) or action.dest}")
+
+    walk(cli.build_parser(), "ivr")
+    assert missing == []
+
+
+@pytest.mark.parametrize("command", ["validate", "lint", "graph", "report", "simulate", "test", "replay"])
+def test_format_json_is_offered(command):
+    sub = dict(subparsers(cli.build_parser()))[command]
+    fmt = next(a for a in sub._actions if a.dest == "format")
+    assert "json" in fmt.choices
+
+
+def test_validate_json():
+    done = ivr("validate", "--format", "json", "call_flows")
+    data = json.loads(done.stdout)
+    assert done.returncode == 0 and data["failed"] == 0 and {f["flow"] for f in data["flows"]} == {
+        "bank_hotline", "bank_hotline_en"}
+    bad = ivr("validate", "--format", "json", "call_flows/callers.yaml")
+    data = json.loads(bad.stdout)
+    assert bad.returncode == 1 and data["flows"][0]["problems"][0]["line"] >= 1
+
+
+def test_graph_json():
+    done = ivr("graph", "--format", "json", "call_flows/bank_hotline.yaml")
+    data = json.loads(done.stdout)
+    assert done.returncode == 0 and {n["name"] for n in data["nodes"]} >= {"greeting", "main_menu"}
+
+
+def test_test_json():
+    done = ivr("test", "--format", "json", "tests/calls/e2_silent_line_zh.yaml")
+    assert json.loads(done.stdout)["passed"] == 1, done.stderr
+
+
+def test_png_needs_a_file():
+    done = ivr("graph", "--format", "png", "call_flows/bank_hotline.yaml")
+    assert done.returncode == 1 and "--out" in done.stderr and done.stdout == ""
