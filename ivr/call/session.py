@@ -35,6 +35,16 @@ class CallProblem(Exception):
     a turn from the future. The adapter answers it harmlessly for its endpoint."""
 
 
+class Misdirected(CallProblem):
+    """A request for a call that exists, but not for where the call is: a turn from the future or long past,
+    an action the call was never given. Nothing in the call changes; the adapter answers it with the call's
+    current answer (`call`), so a live call goes on as it was."""
+
+    def __init__(self, message: str, call: "Loaded"):
+        super().__init__(message)
+        self.call = call
+
+
 @dataclass(frozen=True)
 class Loaded:
     engine: Engine
@@ -84,10 +94,10 @@ class CallSession:
         if call.turn > turn:  # a duplicate delivery: the same answer, no second step
             answer = self.store.answer_for(call_id, turn + 1)
             if answer is None:
-                raise CallProblem(f"call {call_id}: turn {turn} is long past (the call is at turn {call.turn})")
+                raise Misdirected(f"call {call_id}: turn {turn} is long past (the call is at turn {call.turn})", call)
             return answer
         if call.turn < turn:
-            raise CallProblem(f"call {call_id}: an event for turn {turn}, but the call is at turn {call.turn}")
+            raise Misdirected(f"call {call_id}: an event for turn {turn}, but the call is at turn {call.turn}", call)
         state = call.state
         out = call.engine.handle(state, event(call) if callable(event) else event)
         answer = self.render(call.engine, out.actions, call_id, state)
@@ -164,4 +174,4 @@ def _entries(received: dict, notes, turn: int | None, answer: str | None = None)
     return out
 
 
-__all__ = ["CallProblem", "CallSession", "EngineError", "Loaded"]
+__all__ = ["CallProblem", "CallSession", "EngineError", "Loaded", "Misdirected"]

@@ -1,0 +1,193 @@
+"""Issue 12: what an attack on the running server found, each reproduced first, then kept fixed."""
+from __future__ import annotations
+
+import json
+import logging
+import time
+import xml.etree.ElementTree as ET
+
+import pytest
+from twilio.request_validator import RequestValidator
+
+from ivr.store import open_store
+from ivr.twilio import create_app
+from ivr.twilio import music
+from test_webhooks import BASE, FLOWS, TOKEN, Twilio, TwilioCall, start_transfer
+
+
+@pytest.fixture
+def store_url(tmp_path):
+    return f"sqlite:///{tmp_path}/calls.db"
+
+
+@pytest.fixture
+def app(store_url):
+    return create_app([str(FLOWS / "bank_hotline.yaml")], store=store_url, auth_token=TOKEN)
+
+
+@pytest.fixture
+def twilio(app):
+    return Twilio(app)
+
+
+def no_tracebacks(caplog):
+    assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
+    assert "Traceback" not in caplog.text
+
+
+# --- 1. unsigned /twilio/music ------------------------------------------------------------------
+
+def test_music_lengths_are_clamped_before_anything_is_built_or_cached(twilio):
+    start = time.process_time()
+    for seconds in range(300, 380):  # 80 distinct values >= 300: once ~80 CPU-seconds and 280 MB
+        reply = twilio.client.get(f"/twilio/music?seconds={seconds}")
+        assert reply.status_code == 200 and music.wav_seconds(reply.data) == music.MAX_SECONDS
+    for seconds in ("1", "7", "29", "30", "31", "999999999", "0"):
+        twilio.client.get(f"/twilio/music?seconds={seconds}")
+    assert time.process_time() - start < 5
+    assert music._cache.size <= music.CACHE_BYTES
+    assert len(music._cache._items) <= music.MAX_SECONDS
+
+
+def test_music_is_a_cacheable_file(twilio):
+    first = twilio.client.get("/twilio/music?seconds=30")
+    assert first.mimetype == "audio/wav" and music.wav_seconds(first.data) == 30
+    assert first.headers["ETag"] and "max-age" in first.headers["Cache-Control"]
+    again = twilio.client.get("/twilio/music?seconds=30", headers={"If-None-Match": first.headers["ETag"]})
+    assert again.status_code == 304 and not again.data
+    assert music.wav_seconds(twilio.client.get("/twilio/music?seconds=12").data) == 12
+    for bad in ("abc", "-5", "1e9", "9" * 5000):
+        assert twilio.client.get(f"/twilio/music?seconds={bad}").status_code == 400
+
+
+# --- 2. body size before the signature check -------------------------------------------------------
+
+def test_a_huge_unsigned_body_is_refused_before_it_is_read(twilio, app):
+    body = b"x=" + b"a" * (20 * 1024 * 1024)
+    start = time.process_time()
+    reply = twilio.client.post("/twilio/voice", data=body, content_type="application/x-www-form-urlencoded")
+    assert reply.status_code == 413
+    assert time.process_time() - start < 0.2
+    assert app.config["MAX_CONTENT_LENGTH"] >= 64 * 1024, "well above Twilio's largest webhook"
+
+
+def test_a_chunked_body_over_the_limit_is_refused_too(twilio):
+    import io
+
+    reply = twilio.client.post("/twilio/voice", input_stream=io.BytesIO(b"x=" + b"a" * (1024 * 1024)),
+                               content_type="application/x-www-form-urlencoded",
+                               headers={"Transfer-Encoding": "chunked"})
+    assert reply.status_code in (403, 413)  # never read whole: refused at the limit or by the signature check
+
+
+def test_a_long_but_genuine_webhook_still_works(twilio):
+    call = twilio.call()
+    xml = call.gather(SpeechResult="挂失" * 2000, Confidence="0.9")
+    assert xml.find("Gather") is not None
+
+
+# --- 3. caller-provided text with control characters ------------------------------------------------
+
+def test_control_characters_from_the_caller_never_reach_twiml_or_the_log(store_url, caplog):
+    app = create_app([str(FLOWS / "bank_hotline.yaml")], store=store_url, auth_token=TOKEN)
+    twilio = Twilio(app)
+    call = twilio.call(caller="+1555\x01\x1b[31m\x7f\ufffe")
+    call.gather(Digits="0")
+    dial = call.gather(Digits="1").find("Dial")
+    agent = {**call.common, "CallSid": "CA" + "f" * 32, "ParentCallSid": call.sid}
+    whisper = twilio.post(dial.find("Number").get("url"), agent)
+    assert whisper.status_code == 200
+    ET.fromstring(whisper.data)  # valid XML: the transfer can go on
+    assert b"\x01" not in whisper.data and b"\x1b" not in whisper.data
+    log = open_store(store_url).call_log(call.sid)
+    assert log[0]["params"]["From"] == "+1555[31m"
+    # a hostile flow name in the path reaches the server log escaped, on one line
+    with caplog.at_level(logging.INFO):
+        twilio.post("/twilio/voice/evil%0Aforged%20line%01", {**call.common, "CallSid": "CA" + "7" * 32})
+    assert not any("\n" in r.getMessage() or "\x01" in r.getMessage() for r in caplog.records)
+
+
+# --- 4. malformed action URLs leave the call untouched ------------------------------------------------
+
+@pytest.mark.parametrize("query", ["k=bogus&t=0", "k=gather&t=7", "k=gather&t=-100000000000000000000",
+                                   "k=gather&t=abc", "k=gather&t=99999999999999999999999", "k=dial&t=0",
+                                   "k=&t=", "t=0"])
+def test_a_malformed_action_url_does_not_end_a_live_call(twilio, store_url, caplog, query):
+    call = twilio.call()
+    greeting = call.xml
+    with caplog.at_level(logging.INFO):
+        reply = twilio.post(f"/twilio/event?{query}", {**call.common, "Digits": "1"})
+    xml = TwilioCall.expect_ok(reply)
+    assert ET.tostring(xml) == ET.tostring(greeting), "answered with the call's current TwiML"
+    stored = open_store(store_url).load(call.sid)
+    assert stored.turn == 0 and not stored.state.get("ended")
+    no_tracebacks(caplog)
+    assert len([r for r in caplog.records if r.name == "ivr.twilio"]) == 1, "one log line"
+    assert "非常抱歉" not in reply.data.decode()
+    # and the call goes on normally
+    assert call.said(call.gather(Digits="2"))[0].startswith("为了尽快为您办理挂失")
+
+
+def test_a_turn_long_past_does_not_end_the_call(twilio, store_url, caplog):
+    call = twilio.call()
+    first = call.xml.find("Gather").get("action")
+    call.gather(Digits="9")
+    call.gather(Digits="9")
+    current = call.gather(Digits="9")  # turn 3: answers of turns 2 and 3 are kept, turn 1's is gone
+    with caplog.at_level(logging.INFO):
+        reply = call.expect_ok(twilio.post(first, {**call.common, "Digits": "2"}))
+    assert ET.tostring(reply) == ET.tostring(current)
+    assert open_store(store_url).load(call.sid).turn == 3
+    no_tracebacks(caplog)
+
+
+def test_whisper_for_a_call_not_at_a_transfer_hangs_up_the_agent(twilio, caplog):
+    call = twilio.call()
+    agent = {**call.common, "CallSid": "CA" + "f" * 32, "ParentCallSid": call.sid}
+    for query in (f"parent={call.sid}&t=0", f"parent={call.sid}&t=-1", "parent=nobody&t=0", "t=x"):
+        xml = call.expect_ok(twilio.post(f"/twilio/whisper?{query}", agent))
+        assert [c.tag for c in xml] == ["Hangup"]
+        xml = call.expect_ok(twilio.post(f"/twilio/whisper/answer?{query}", {**agent, "Digits": "1"}))
+        assert [c.tag for c in xml] == ["Hangup"]
+    no_tracebacks(caplog)
+
+
+def test_an_agent_leg_never_hears_the_callers_apology(twilio):
+    call, dial, number = start_transfer(twilio)
+    agent = {**call.common, "CallSid": "CA" + "e" * 32, "ParentCallSid": call.sid}
+    xml = call.expect_ok(twilio.post("/twilio/event?k=gather&t=0", agent))
+    assert [c.tag for c in xml] == ["Hangup"]
+
+
+def test_wait_url_after_the_caller_hung_up_just_leaves(twilio, caplog):
+    call = twilio.call()
+    call.gather(Digits="1")
+    enqueue = call.gather(Digits="1").find("Enqueue")
+    twilio.post("/twilio/status", {**call.common, "CallStatus": "completed", "CallDuration": "20"})
+    for extra in ({"QueueTime": "5"}, {"QueueTime": "-1e308"}, {"QueueTime": "nan"}):
+        xml = call.expect_ok(twilio.post(enqueue.get("waitUrl"), {**call.common, **extra}))
+        assert [c.tag for c in xml] == ["Leave"]
+    no_tracebacks(caplog)
+
+
+# --- 5. signatures over URLs with percent-escapes ---------------------------------------------------
+
+def test_a_genuine_signature_on_an_escaped_url_is_accepted(twilio):
+    params = {"CallSid": "CA" + "4" * 32, "From": "+8613700000000", "To": "+861095500"}
+    for path in ("/twilio/voice/bank%5Fhotline", "/twilio/voice?src=a%2Fb%20c&x=%2B1", "/twilio/voice?x=%E4%B8%AD"):
+        signature = RequestValidator(TOKEN).compute_signature(BASE + path, params)
+        reply = twilio.client.post(path, data=params, headers={"X-Twilio-Signature": signature}, base_url=BASE)
+        assert reply.status_code == 200, path
+        decoded = RequestValidator(TOKEN).compute_signature(BASE + path.replace("%2F", "/"), params)
+        if decoded != signature:  # a signature over another spelling of the URL is still refused
+            forged = twilio.client.post(path, data=params, headers={"X-Twilio-Signature": decoded}, base_url=BASE)
+            assert forged.status_code == 403
+
+
+def test_escaped_url_behind_a_public_url(store_url):
+    app = create_app([str(FLOWS / "bank_hotline.yaml")], store=store_url, auth_token=TOKEN,
+                     public_url="https://ivr.example.com")
+    params = {"CallSid": "CA" + "5" * 32, "From": "+1", "To": "+2"}
+    path = "/twilio/voice?src=a%2Fb"
+    signature = RequestValidator(TOKEN).compute_signature("https://ivr.example.com" + path, params)
+    assert app.test_client().post(path, data=params, headers={"X-Twilio-Signature": signature}).status_code == 200
