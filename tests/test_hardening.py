@@ -191,3 +191,83 @@ def test_escaped_url_behind_a_public_url(store_url):
     path = "/twilio/voice?src=a%2Fb"
     signature = RequestValidator(TOKEN).compute_signature("https://ivr.example.com" + path, params)
     assert app.test_client().post(path, data=params, headers={"X-Twilio-Signature": signature}).status_code == 200
+
+
+# --- 6. an overall budget per webhook; a store that does not answer is failed fast ----------------
+
+class SlowStore:
+    """Wraps a store; while `frozen`, every operation hangs for `delay` seconds and then times out."""
+
+    def __init__(self, inner, delay=1.0):
+        self.inner, self.delay, self.frozen, self.calls = inner, delay, False, 0
+
+    def __getattr__(self, name):
+        op = getattr(self.inner, name)
+        if not callable(op):
+            return op
+
+        def run(*args, **kwargs):
+            if self.frozen:
+                self.calls += 1
+                time.sleep(self.delay)
+                from ivr.store import StoreUnavailable
+                raise StoreUnavailable("did not answer in time")
+            return op(*args, **kwargs)
+        return run
+
+
+def test_a_frozen_store_gets_the_apology_within_the_budget(caplog):
+    from ivr.store import MemoryStore
+    from ivr.store.guard import GuardedStore
+
+    slow = SlowStore(MemoryStore(), delay=1.0)
+    store = GuardedStore(slow, cooldown=1.0)
+    app = create_app([str(FLOWS / "bank_hotline.yaml")], store=store, auth_token=TOKEN, budget=3.0)
+    twilio = Twilio(app)
+    calls = [twilio.call() for _ in range(3)]
+    slow.frozen = True
+    times = []
+    for call in calls:
+        start = time.monotonic()
+        xml = call.gather(Digits="1")
+        times.append(time.monotonic() - start)
+        assert "非常抱歉" in xml.find("Say").text and xml.find("Dial").text == "+861095500000"
+    assert times[0] < 1.5, "one store timeout, then the breaker answers the apology at once"
+    assert max(times[1:]) < 0.2 and slow.calls == 1
+    no_tracebacks(caplog)
+    slow.frozen = False
+    time.sleep(1.0)  # the breaker's cooldown: then one probe finds the store answering again
+    assert "欢迎致电" in "".join(twilio.call().said()), "service resumes once the store answers"
+
+
+def test_a_slow_store_is_cut_off_at_the_deadline():
+    from ivr.store import MemoryStore, StoreUnavailable
+    from ivr.store.guard import GuardedStore, budget
+
+    store = GuardedStore(MemoryStore())
+    with budget(0.05):
+        store.load("CA1")
+        time.sleep(0.06)
+        with pytest.raises(StoreUnavailable):
+            store.load("CA1")
+    assert store.load("CA1") is None, "a spent budget does not open the breaker"
+
+
+def test_sqlite_waits_for_a_lock_no_longer_than_the_budget(tmp_path):
+    import sqlite3
+
+    from ivr.store import StoreUnavailable
+    from ivr.store.guard import GuardedStore, budget
+    from ivr.store.sqlite import SqliteStore
+
+    store = GuardedStore(SqliteStore(str(tmp_path / "calls.db"), checkpoint_every=0))
+    holder = sqlite3.connect(tmp_path / "calls.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        start = time.monotonic()
+        with budget(0.5), pytest.raises(StoreUnavailable):
+            store.append_log("CA1", {"kind": "note"})
+        assert time.monotonic() - start < 1.0
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()

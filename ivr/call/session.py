@@ -23,7 +23,7 @@ from ivr.engine import events as ev
 from ivr.engine.engine import Engine
 from ivr.engine.errors import EngineError
 from ivr.engine.state import CallState
-from ivr.store import CallStore
+from ivr.store import CallStore, StoreError
 
 log = logging.getLogger("ivr.call")
 
@@ -145,7 +145,9 @@ class CallSession:
             call = self.load(call_id)
             if call is not None:
                 engine = call.engine
-        except Exception:  # noqa: BLE001 - a broken store or row: apologise with the default flow's words
+        except StoreError as exc:  # the store is down or the row unreadable: the default flow's words
+            log.warning("could not read call %s while apologising: %s", call_id, exc)
+        except Exception:  # noqa: BLE001 - a broken row: apologise with the default flow's words
             log.exception("could not read call %s while apologising", call_id)
         state = call.state if call else None
         answer = apology(engine, state)
@@ -160,6 +162,8 @@ class CallSession:
                 if self.store.commit(call_id, call.turn, state.to_dict(), answer, entries):
                     return answer
             self.store.append_log(call_id, *entries)
+        except StoreError as exc:  # the store is what failed; the reconciler closes the call later
+            log.warning("could not record the fallback of call %s: %s", call_id, exc)
         except Exception:  # noqa: BLE001 - the store may be what failed
             log.exception("could not record the fallback of call %s", call_id)
         return answer

@@ -35,7 +35,8 @@ from ivr.call import facts
 from ivr.call.registry import FlowRegistry
 from ivr.call.session import CallProblem, CallSession, Misdirected
 from ivr.engine import actions as act
-from ivr.store import CallStore, open_store
+from ivr.store import CallStore, StoreError, open_store
+from ivr.store import guard
 from ivr.twilio import params as tw
 from ivr.twilio import music as hold_music
 from ivr.twilio.twiml import Renderers, only
@@ -61,8 +62,9 @@ bp = Blueprint("twilio", __name__)
 class Service:
     """What the webhooks share: the call session, the TwiML renderers, the signature check."""
 
-    def __init__(self, registry: FlowRegistry, store: CallStore, auth_token: str | None, public_url: str | None):
-        self.registry, self.store = registry, store
+    def __init__(self, registry: FlowRegistry, store: CallStore, auth_token: str | None, public_url: str | None,
+                 budget: float = guard.DEFAULT_BUDGET):
+        self.registry, self.store, self.budget = registry, store, budget
         self.validator = RequestValidator(auth_token) if auth_token else None
         self.public_url = (public_url or "").rstrip("/")
         self.renderers = Renderers(self.public_url)
@@ -84,12 +86,14 @@ class Service:
 
 def create_app(flows: list[str] | None = None, flows_dir: str | None = None, store: str | CallStore | None = None,
                auth_token: str | None = None, public_url: str | None = None,
-               max_request_bytes: int | None = None) -> Flask:
+               max_request_bytes: int | None = None, budget: float | None = None) -> Flask:
     """The WSGI app. `flows` are flow files (the first answers unmatched numbers), or `flows_dir` a folder.
 
     Unset arguments come from the environment, for WSGI servers (`gunicorn 'ivr.twilio:create_app()'`):
-    IVR_FLOWS (files separated by ':'), IVR_FLOWS_DIR, IVR_STORE, IVR_PUBLIC_URL, TWILIO_AUTH_TOKEN;
-    the default is the bank hotline flow with the SQLite store calls.db.
+    IVR_FLOWS (files separated by ':'), IVR_FLOWS_DIR, IVR_STORE, IVR_PUBLIC_URL, TWILIO_AUTH_TOKEN,
+    IVR_MAX_REQUEST_BYTES, IVR_WEBHOOK_BUDGET (seconds a webhook may take before the caller hears the
+    apology; 3 by default); the default is the bank hotline flow with the SQLite store calls.db.
+    The store is wrapped in a GuardedStore (ivr.store.guard): the budget's deadline and a circuit breaker.
     """
     env = os.environ
     flows_dir = flows_dir or env.get("IVR_FLOWS_DIR")
@@ -97,6 +101,8 @@ def create_app(flows: list[str] | None = None, flows_dir: str | None = None, sto
         flows = env["IVR_FLOWS"].split(":") if env.get("IVR_FLOWS") else [str(DEFAULT_FLOW)]
     store = store or env.get("IVR_STORE", "sqlite:///calls.db")
     store = open_store(store) if isinstance(store, str) else store
+    if not isinstance(store, guard.GuardedStore):
+        store = guard.GuardedStore(store)
     registry = FlowRegistry.from_dir(flows_dir, store) if flows_dir else FlowRegistry(flows or [], store)
     token = auth_token if auth_token is not None else env.get("TWILIO_AUTH_TOKEN")
     if not token:
@@ -106,7 +112,8 @@ def create_app(flows: list[str] | None = None, flows_dir: str | None = None, sto
     limit = max_request_bytes or int(env.get("IVR_MAX_REQUEST_BYTES") or MAX_REQUEST_BYTES)
     app.config["MAX_CONTENT_LENGTH"] = limit  # werkzeug also stops a chunked body at the limit (413)
     app.config["MAX_FORM_MEMORY_SIZE"] = limit
-    app.extensions["ivr"] = Service(registry, store, token or None, public_url or env.get("IVR_PUBLIC_URL"))
+    budget = budget or float(env.get("IVR_WEBHOOK_BUDGET") or guard.DEFAULT_BUDGET)
+    app.extensions["ivr"] = Service(registry, store, token or None, public_url or env.get("IVR_PUBLIC_URL"), budget)
     app.register_blueprint(bp)
     return app
 
@@ -190,16 +197,25 @@ def webhook(on_failure):
             if not CALL_SID.match(sid):
                 return Response("CallSid is missing or malformed: this URL is for Twilio voice webhooks\n",
                                 status=400, mimetype="text/plain")
+            budget = svc().budget
             try:
-                xml = handler(sid, *a, **kwargs)
+                with guard.budget(budget):
+                    xml = handler(sid, *a, **kwargs)
             except Misdirected as exc:
-                xml = misdirected(sid, exc)
+                with guard.budget(budget / 3):
+                    xml = misdirected(sid, exc)
             except CallProblem as exc:
                 log.error("%s %s: %s", one_line(request.path), sid, one_line(exc))
-                xml = on_failure(sid, str(exc))
+                with guard.budget(budget / 3):
+                    xml = on_failure(sid, str(exc))
+            except StoreError as exc:  # the store is down, frozen or slow: one line, not a traceback per call
+                log.error("webhook %s for call %s: %s", one_line(request.path), sid, one_line(exc))
+                with guard.budget(budget / 3):
+                    xml = on_failure(sid, f"store: {exc}")
             except Exception as exc:  # noqa: BLE001 - every failure must still reach Twilio as TwiML
                 log.exception("webhook %s failed for call %s", one_line(request.path), sid)
-                xml = on_failure(sid, f"{type(exc).__name__}: {exc}")
+                with guard.budget(budget / 3):
+                    xml = on_failure(sid, f"{type(exc).__name__}: {exc}")
             return Response(xml, mimetype="text/xml")
 
         return wrapped
