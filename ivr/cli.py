@@ -29,6 +29,8 @@ DELEGATED = {
     "lint": ("ivr.etiquette.lint", None, "check flows against the etiquette rules (E1-E15)"),
     "report": ("ivr.etiquette.report", None, "compliance scorecard from the call log"),
     "graph": ("ivr.flow.graph", None, "draw a flow as a picture"),
+    "publish": ("ivr.call.publish", None, "check flows and make them the versions new calls get, on every worker"),
+    "reconcile": ("ivr.call.reconcile", None, "close calls whose end Twilio never reported, as lost"),
 }
 
 
@@ -74,6 +76,7 @@ def cmd_serve(args) -> int:
 
     app = create_app(flows=args.flow, flows_dir=args.flows_dir, store=args.store, public_url=args.public_url)
     names = app.extensions["ivr"].registry.names()
+    start_background(app, args)
     base = f"http://{args.host}:{args.port}"
     print(f"Serving flows {', '.join(names)} on {base} (store {args.store}, {args.workers} worker(s))")
     print(f"  Twilio voice URL:      {args.public_url or base}/twilio/voice   (POST)")
@@ -85,15 +88,32 @@ def cmd_serve(args) -> int:
     class Server(BaseApplication):
         def load_config(self):
             self.cfg.set("bind", f"{args.host}:{args.port}")
+            self.cfg.set("limit_request_line", 8190)  # a GET webhook carries all its parameters in the URL
             self.cfg.set("workers", args.workers)
             self.cfg.set("threads", args.threads)
             self.cfg.set("accesslog", "-" if args.access_log else None)
+            # each worker adopts the published flow versions before it serves (ivr.call.registry)
+            self.cfg.set("post_fork", lambda server, worker: app.extensions["ivr"].registry.start_syncing())
 
         def load(self):
             return app
 
     Server().run()
     return 0
+
+
+def start_background(app, args) -> None:
+    """In the serving process, off every request's path: publish edited flow files that validate
+    (ivr.call.publish), and close calls whose end never came (ivr.call.reconcile)."""
+    from ivr.call.publish import FlowWatcher
+    from ivr.call.reconcile import Reconciler, idle_limit
+
+    service = app.extensions["ivr"]
+    FlowWatcher(service.store, args.store, service.registry.paths, args.flows_dir).start()
+    limit = idle_limit(engine.flow for engine in list(service.registry._by_version.values()))
+    Reconciler(service.store, limit).start()
+    print(f"  Edited flows are checked and published within a second; calls silent for {limit:.0f} s are "
+          "closed as lost")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -233,11 +233,13 @@ def test_a_frozen_store_gets_the_apology_within_the_budget(caplog):
         times.append(time.monotonic() - start)
         assert "非常抱歉" in xml.find("Say").text and xml.find("Dial").text == "+861095500000"
     assert times[0] < 1.5, "one store timeout, then the breaker answers the apology at once"
-    assert max(times[1:]) < 0.2 and slow.calls == 1
+    assert max(times[1:]) < 0.2
     no_tracebacks(caplog)
     slow.frozen = False
-    time.sleep(1.0)  # the breaker's cooldown: then one probe finds the store answering again
-    assert "欢迎致电" in "".join(twilio.call().said()), "service resumes once the store answers"
+    deadline = time.monotonic() + 5  # the breaker's cooldown; then one probe finds the store answering again
+    while "欢迎致电" not in "".join(twilio.call().said()):
+        assert time.monotonic() < deadline, "service resumes once the store answers"
+        time.sleep(0.2)
 
 
 def test_a_slow_store_is_cut_off_at_the_deadline():
@@ -271,3 +273,170 @@ def test_sqlite_waits_for_a_lock_no_longer_than_the_budget(tmp_path):
     finally:
         holder.execute("ROLLBACK")
         holder.close()
+
+
+# --- 8. no flow reload on a request's path; 9. every worker serves the published version -------------
+
+ALIAS_BOMB = """name: bank_hotline
+a: &a ["x","x","x","x","x","x","x","x","x"]
+b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+"""
+
+
+def flows_copy(tmp_path):
+    import shutil
+
+    flows = tmp_path / "flows"
+    shutil.copytree(FLOWS, flows)
+    return flows / "bank_hotline.yaml"
+
+
+def edit(path, old, new):
+    import os
+
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new), encoding="utf-8")
+    os.utime(path, (path.stat().st_mtime + 5,) * 2)
+
+
+def test_a_new_call_never_reads_flow_files(tmp_path, monkeypatch):
+    path = flows_copy(tmp_path)
+    app = create_app([str(path)], store=f"sqlite:///{tmp_path}/calls.db", auth_token=TOKEN)
+    path.write_text(ALIAS_BOMB, encoding="utf-8")  # a hot edit that would hang a loader
+    import ivr.call.registry as registry
+    import ivr.flow.load as load
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("a flow was loaded on a request's path")
+
+    monkeypatch.setattr(load, "load_flow", no_loading)
+    monkeypatch.setattr(registry, "load_flow", no_loading)
+    start = time.monotonic()
+    assert "欢迎致电" in "".join(Twilio(app).call().said())
+    assert time.monotonic() - start < 0.5
+
+
+def test_every_worker_serves_the_published_version(tmp_path):
+    """Issue 12 item 9: a good edit, then a broken one: all new calls, on every worker, hear the good edit."""
+    from ivr.call.publish import FlowWatcher
+
+    path = flows_copy(tmp_path)
+    url = f"sqlite:///{tmp_path}/calls.db"
+    workers = [create_app([str(path)], store=url, auth_token=TOKEN) for _ in range(3)]
+    watcher = FlowWatcher(workers[0].extensions["ivr"].store, url, [path])
+    edit(path, "挂失银行卡请按2", "银行卡挂失请按2")
+    assert watcher.check() == [path]  # the good edit: validated in a child `ivr publish`, published
+    edit(path, "next: main_menu", "next: nowhere")
+    assert watcher.check() == [path]  # the broken edit: refused, logged
+    time.sleep(1.2)  # each worker's sync thread reads the published version at least twice a second
+    for n in range(6):
+        said = "".join(Twilio(workers[n % 3]).call().said())
+        assert "银行卡挂失请按2" in said, f"call {n} on worker {n % 3}"
+
+
+def test_ivr_publish_refuses_an_invalid_flow_and_names_the_line(tmp_path):
+    import subprocess
+    import sys
+
+    path = flows_copy(tmp_path)
+    url = f"sqlite:///{tmp_path}/calls.db"
+    edit(path, "next: main_menu", "next: nowhere")
+    done = subprocess.run([sys.executable, "-m", "ivr.cli", "publish", str(path), "--store", url],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "not published" in done.stderr and "Traceback" not in done.stderr
+    assert open_store(url).published_flows() == {}
+    edit(path, "next: nowhere", "next: main_menu")
+    done = subprocess.run([sys.executable, "-m", "ivr.cli", "publish", str(path), "--store", url],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "published" in done.stdout
+    assert list(open_store(url).published_flows()) == ["bank_hotline"]
+
+
+def test_calls_in_progress_keep_their_pinned_version_after_a_publish(tmp_path):
+    from ivr.call.registry import publish_file
+
+    path = flows_copy(tmp_path)
+    app = create_app([str(path)], store=f"sqlite:///{tmp_path}/calls.db", auth_token=TOKEN)
+    twilio = Twilio(app)
+    before = twilio.call()
+    edit(path, "挂失银行卡请按2", "银行卡挂失请按2")
+    publish_file(app.extensions["ivr"].store, path)
+    app.extensions["ivr"].registry.sync()
+    assert "挂失银行卡请按2" in "".join(before.said(before.gather(Digits="9")))
+    assert "银行卡挂失请按2" in "".join(twilio.call().said())
+
+
+# --- 7. calls whose end never came are closed as lost -------------------------------------------
+
+def test_idle_limit_comes_from_the_flows():
+    from ivr.call.reconcile import idle_limit
+    from ivr.flow import load_flow
+
+    flow = load_flow(FLOWS / "bank_hotline.yaml").flow
+    limit = idle_limit([flow])
+    # hold limit 1m + ring limit 30s + recording 2m + listening windows: longer than any step, not hours
+    assert 60 + 30 + 120 + 10 < limit < 3600
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite", "redis"])
+def test_end_call_with_expected_turn_is_compare_and_set(kind, tmp_path, request):
+    from ivr.store import MemoryStore
+    from ivr.store.sqlite import SqliteStore
+
+    if kind == "redis":
+        import uuid
+
+        from ivr.store.redis import RedisStore
+        store = RedisStore(request.getfixturevalue("redis_url"), prefix=f"test:{uuid.uuid4().hex}:")
+    else:
+        store = MemoryStore() if kind == "memory" else SqliteStore(str(tmp_path / "c.db"), checkpoint_every=0)
+    state = {"turn": 0, "flow": "f", "ended": False}
+    store.start("CA1", state, "<Response/>", [])
+    assert not store.end_call("CA1", {**state, "turn": 2, "ended": True}, [{"kind": "note"}], expected_turn=1)
+    assert not store.end_call("CA9", {**state, "turn": 1, "ended": True}, [], expected_turn=0)
+    assert store.load("CA9") is None and store.load("CA1").turn == 0
+    assert store.end_call("CA1", {**state, "turn": 1, "ended": True}, [{"kind": "note"}], expected_turn=0)
+    assert store.load("CA1").state["ended"] and store.stale_calls(-60) == []
+    assert not store.end_call("CA1", {**state, "turn": 1, "ended": True}, [], expected_turn=0), "closed once only"
+
+
+def test_a_call_whose_status_callback_was_lost_is_closed_and_reported(tmp_path):
+    from ivr.call.reconcile import reconcile
+    from ivr.etiquette.report import load_cards, summarise
+
+    url = f"sqlite:///{tmp_path}/calls.db"
+    app = create_app([str(FLOWS / "bank_hotline.yaml")], store=url, auth_token=TOKEN)
+    twilio = Twilio(app)
+    quiet, holding, finished = twilio.call(), twilio.call(), twilio.call()
+    holding.gather(Digits="1")
+    holding.gather(Digits="1")  # on hold: perhaps talking to an agent, sends nothing until that ends
+    twilio.post("/twilio/status", {**finished.common, "CallStatus": "completed", "CallDuration": "9"})
+    store = app.extensions["ivr"].store
+    assert reconcile(store, 600) == [], "nothing is idle yet"
+    assert reconcile(store, -1) == [quiet.sid], "a call on hold may be bridged: not closed before 4 hours"
+    assert reconcile(store, -1) == [], "closed once"
+    cards = {c["call_sid"]: c for c in load_cards(url)}
+    assert cards[quiet.sid]["lost"] and "lost" in cards[quiet.sid]["flags"]
+    assert not cards[quiet.sid]["in_progress"] and cards[quiet.sid]["end_status"] == "lost"
+    assert summarise(list(cards.values()))["bank_hotline"]["lost"] == 1
+    # a late webhook of the closed call leaves it closed and gets a hang-up
+    xml = quiet.gather(Digits="1")
+    assert [c.tag for c in xml] == ["Hangup"]
+    assert reconcile(store, -4 * 3600 - 10) == [holding.sid]
+
+
+def test_ivr_reconcile_command(tmp_path):
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path}/calls.db"
+    twilio = Twilio(create_app([str(FLOWS / "bank_hotline.yaml")], store=url, auth_token=TOKEN))
+    call = twilio.call()
+    done = subprocess.run([sys.executable, "-m", "ivr.cli", "reconcile", "--store", url, "--idle", "-1"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "1 call(s) closed as lost" in done.stdout and call.sid in done.stdout

@@ -228,6 +228,8 @@ def _flags(card: dict) -> list[str]:
         flags.append("dropped")
     if card["fallbacks"]:
         flags.append("fallback")
+    if card.get("lost"):
+        flags.append("lost")
     if any(x["consent"] is not True for x in card["holds"] + card["transfers"] if x.get("outcome") != "no-consent"):
         flags.append("no consent")
     if card["hung_up_first"] == "engine, without goodbye":
@@ -268,6 +270,7 @@ def score_call(log: list[dict], call_sid: str | None = None, flow: str | None = 
         **ending(facts),
         "dropped": [{"step": f.get("step"), "during": f.get("during")} for f in facts if f.get("fact") == "dropped"],
         "fallbacks": sum(f.get("fact") == "fallback" for f in facts),
+        "lost": any(f.get("fact") == "lost" for f in facts),  # closed by the reconciler: its end never came
         "complaints": [],
         "messages": [],
         "call_back_requested": any(f.get("fact") == "call_back_requested" for f in facts),
@@ -356,6 +359,7 @@ def summarise_flow(cards: list[dict]) -> dict:
         "caller_hung_up_first_pct": _pct(hung["caller"] + hung["caller, before goodbye"], hung_known),
         "drops": sum(len(c["dropped"]) for c in cards),
         "fallbacks": sum(c["fallbacks"] for c in cards),
+        "lost": sum(bool(c.get("lost")) for c in cards),
         "complaints": sum(len(c["complaints"]) for c in cards),
         "call_backs": sum(c["call_back_requested"] for c in cards),
     }
@@ -492,7 +496,7 @@ def flow_lines(name: str, s: dict) -> list[str]:
         f"({_pct_text(s['transfer_consent_pct'])})",
         f"  ended with goodbye {_pct_text(s['ended_with_goodbye_pct'])} · caller hung up first "
         f"{_pct_text(s['caller_hung_up_first_pct'])} ({hung})",
-        f"  drops {s['drops']} · fallbacks {s['fallbacks']} · complaints {s['complaints']} · "
+        f"  drops {s['drops']} · fallbacks {s['fallbacks']} · lost {s.get('lost', 0)} · complaints {s['complaints']} · "
         f"call backs {s['call_backs']}",
     ]
 
