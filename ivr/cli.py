@@ -110,8 +110,9 @@ def start_background(app, args) -> None:
 
     service = app.extensions["ivr"]
     FlowWatcher(service.store, args.store, service.registry.paths, args.flows_dir).start()
-    limit = idle_limit(engine.flow for engine in list(service.registry._by_version.values()))
-    Reconciler(service.store, limit).start()
+    limit = float(os.environ.get("IVR_RECONCILE_IDLE") or idle_limit(
+        engine.flow for engine in list(service.registry._by_version.values())))
+    Reconciler(service.store, limit, every=float(os.environ.get("IVR_RECONCILE_EVERY") or 30)).start()
     print(f"  Edited flows are checked and published within a second; calls silent for {limit:.0f} s are "
           "closed as lost")
 
