@@ -1,4 +1,4 @@
-"""`ivr`: serve | validate | schema | lint | graph | report | simulate | test | replay | line.
+"""`ivr`: serve | validate | schema | lint | graph | report | simulate | test | replay | publish | reconcile | line.
 
 Every command's wiring is here, with plain imports: a module that fails to import fails the
 `ivr` command loudly instead of making a command vanish. Each command prints errors for people
@@ -17,6 +17,7 @@ import tempfile
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from ivr.call import publish, reconcile
 from ivr.etiquette import lint
 from ivr.etiquette import report
 from ivr.etiquette.lint.run import no_cyclic_gc
@@ -199,6 +200,7 @@ def cmd_serve(args) -> int:
 
     app = create_app(flows=args.flow, flows_dir=args.flows_dir, store=args.store, public_url=args.public_url)
     names = app.extensions["ivr"].registry.names()
+    start_background(app, args)
     base = f"http://{args.host}:{args.port}"
     print(f"Serving flows {', '.join(names)} on {base} (store {args.store}, {args.workers} worker(s))")
     print(f"  Twilio voice URL:      {args.public_url or base}/twilio/voice   (POST)")
@@ -210,15 +212,33 @@ def cmd_serve(args) -> int:
     class Server(BaseApplication):
         def load_config(self):
             self.cfg.set("bind", f"{args.host}:{args.port}")
+            self.cfg.set("limit_request_line", 8190)  # a GET webhook carries all its parameters in the URL
             self.cfg.set("workers", args.workers)
             self.cfg.set("threads", args.threads)
             self.cfg.set("accesslog", "-" if args.access_log else None)
+            # each worker adopts the published flow versions before it serves (ivr.call.registry)
+            self.cfg.set("post_fork", lambda server, worker: app.extensions["ivr"].registry.start_syncing())
 
         def load(self):
             return app
 
     Server().run()
     return 0
+
+
+def start_background(app, args) -> None:
+    """In the serving process, off every request's path: publish edited flow files that validate
+    (ivr.call.publish), and close calls whose end never came (ivr.call.reconcile)."""
+    from ivr.call.publish import FlowWatcher
+    from ivr.call.reconcile import Reconciler, idle_limit
+
+    service = app.extensions["ivr"]
+    FlowWatcher(service.store, args.store, service.registry.paths, args.flows_dir).start()
+    limit = float(os.environ.get("IVR_RECONCILE_IDLE") or idle_limit(
+        engine.flow for engine in list(service.registry._by_version.values())))
+    Reconciler(service.store, limit, every=float(os.environ.get("IVR_RECONCILE_EVERY") or 30)).start()
+    print(f"  Edited flows are checked and published within a second; calls silent for {limit:.0f} s are "
+          "closed as lost")
 
 
 # --- the simulator's commands (their own module), with --format json like every command ----
@@ -306,6 +326,14 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_replay_arguments(p)
     add_format(p)
     p.set_defaults(func=_json_format(sim.run_replay))
+
+    p = sub.add_parser("publish", help="check flows and make them the versions new calls get, on every worker")
+    publish.add_arguments(p)
+    p.set_defaults(func=publish.run)
+
+    p = sub.add_parser("reconcile", help="close calls whose end Twilio never reported, as lost")
+    reconcile.add_arguments(p)
+    p.set_defaults(func=reconcile.run)
 
     p = sub.add_parser("line", help="perceive the line from audio: ivr line analyse FILE.wav")
     line_cli.add_arguments(p)

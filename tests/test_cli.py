@@ -13,7 +13,7 @@ import pytest
 from ivr import cli
 
 ROOT = Path(__file__).resolve().parent.parent
-COMMANDS = {"serve", "validate", "schema", "lint", "graph", "report", "simulate", "test", "replay", "line"}
+COMMANDS = {"serve", "validate", "schema", "lint", "graph", "report", "simulate", "test", "replay", "publish", "reconcile", "line"}
 
 
 def ivr(*args):

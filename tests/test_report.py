@@ -265,7 +265,11 @@ def test_fallback_apology_is_counted(tmp_path):
     url = f"sqlite:///{tmp_path}/calls.db"
     client = create_app([str(FLOW)], store=url, auth_token="").test_client()
     c = Call(client, sid(99))
-    c.post("/twilio/event?k=gather&t=not-a-turn", {"Digits": "1"})   # a URL no TwiML of ours contains
+    # a URL no TwiML of ours contains no longer ends the call (issue 12 item 4): break the call's row instead
+    import sqlite3
+    with sqlite3.connect(tmp_path / "calls.db") as db:
+        db.execute("UPDATE calls SET state = '{not json' WHERE call_sid = ?", (sid(99),))
+    c.gather(Digits="1")
     (card,) = load_cards(url)
     assert card["fallbacks"] == 1 and "fallback" in card["flags"]
     assert summarise([card])["bank_hotline"]["fallbacks"] == 1

@@ -23,7 +23,7 @@ from ivr.engine import events as ev
 from ivr.engine.engine import Engine
 from ivr.engine.errors import EngineError
 from ivr.engine.state import CallState
-from ivr.store import CallStore
+from ivr.store import CallStore, StoreError
 
 log = logging.getLogger("ivr.call")
 
@@ -33,6 +33,16 @@ Render = Callable[[Engine, list, str, CallState], str]
 class CallProblem(Exception):
     """A request that cannot be applied to the call as stored: unknown call, unknown flow,
     a turn from the future. The adapter answers it harmlessly for its endpoint."""
+
+
+class Misdirected(CallProblem):
+    """A request for a call that exists, but not for where the call is: a turn from the future or long past,
+    an action the call was never given. Nothing in the call changes; the adapter answers it with the call's
+    current answer (`call`), so a live call goes on as it was."""
+
+    def __init__(self, message: str, call: "Loaded"):
+        super().__init__(message)
+        self.call = call
 
 
 @dataclass(frozen=True)
@@ -84,10 +94,10 @@ class CallSession:
         if call.turn > turn:  # a duplicate delivery: the same answer, no second step
             answer = self.store.answer_for(call_id, turn + 1)
             if answer is None:
-                raise CallProblem(f"call {call_id}: turn {turn} is long past (the call is at turn {call.turn})")
+                raise Misdirected(f"call {call_id}: turn {turn} is long past (the call is at turn {call.turn})", call)
             return answer
         if call.turn < turn:
-            raise CallProblem(f"call {call_id}: an event for turn {turn}, but the call is at turn {call.turn}")
+            raise Misdirected(f"call {call_id}: an event for turn {turn}, but the call is at turn {call.turn}", call)
         state = call.state
         out = call.engine.handle(state, event(call) if callable(event) else event)
         answer = self.render(call.engine, out.actions, call_id, state)
@@ -135,7 +145,9 @@ class CallSession:
             call = self.load(call_id)
             if call is not None:
                 engine = call.engine
-        except Exception:  # noqa: BLE001 - a broken store or row: apologise with the default flow's words
+        except StoreError as exc:  # the store is down or the row unreadable: the default flow's words
+            log.warning("could not read call %s while apologising: %s", call_id, exc)
+        except Exception:  # noqa: BLE001 - a broken row: apologise with the default flow's words
             log.exception("could not read call %s while apologising", call_id)
         state = call.state if call else None
         answer = apology(engine, state)
@@ -150,6 +162,8 @@ class CallSession:
                 if self.store.commit(call_id, call.turn, state.to_dict(), answer, entries):
                     return answer
             self.store.append_log(call_id, *entries)
+        except StoreError as exc:  # the store is what failed; the reconciler closes the call later
+            log.warning("could not record the fallback of call %s: %s", call_id, exc)
         except Exception:  # noqa: BLE001 - the store may be what failed
             log.exception("could not record the fallback of call %s", call_id)
         return answer
@@ -164,4 +178,4 @@ def _entries(received: dict, notes, turn: int | None, answer: str | None = None)
     return out
 
 
-__all__ = ["CallProblem", "CallSession", "EngineError", "Loaded"]
+__all__ = ["CallProblem", "CallSession", "EngineError", "Loaded", "Misdirected"]

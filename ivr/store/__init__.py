@@ -1,5 +1,5 @@
 """Call stores: SQLite (default), Redis (to scale out), memory (tests)."""
-from ivr.store.base import CallStore, StoredCall, StoreError
+from ivr.store.base import CallStore, StoredCall, StoreError, StoreUnavailable
 from ivr.store.memory import MemoryStore
 
 
@@ -18,4 +18,4 @@ def open_store(url: str) -> CallStore:
     raise StoreError(f"unknown store '{url}': use sqlite:///calls.db, redis://127.0.0.1:6379/0 or memory://")
 
 
-__all__ = ["CallStore", "MemoryStore", "StoreError", "StoredCall", "open_store"]
+__all__ = ["CallStore", "MemoryStore", "StoreError", "StoreUnavailable", "StoredCall", "open_store"]

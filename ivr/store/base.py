@@ -29,6 +29,11 @@ class StoreError(Exception):
     """The store cannot be reached or its data cannot be read (a one-line message for people)."""
 
 
+class StoreUnavailable(StoreError):
+    """The store did not answer in time or cannot be reached (as opposed to data it cannot read):
+    worth failing fast for a moment rather than waiting again (ivr.store.guard)."""
+
+
 @dataclass(frozen=True)
 class StoredCall:
     state: dict          # the state dict as saved
@@ -89,10 +94,13 @@ class CallStore(ABC):
         before (duplicate deliveries), None for older turns and unknown calls."""
 
     @abstractmethod
-    def end_call(self, call_sid: str, state: dict, entries: list[dict]) -> None:
-        """Unconditionally save an ended state (state["ended"] truthy) and append log entries:
-        closes calls Twilio never told us the end of. Answers of turns the state moved past are
-        dropped; a late webhook for an older turn then fails its compare-and-set."""
+    def end_call(self, call_sid: str, state: dict, entries: list[dict], expected_turn: int | None = None) -> bool:
+        """Save an ended state (state["ended"] truthy) and append log entries: closes calls Twilio
+        never told us the end of. Answers of turns the state moved past are dropped; a late webhook
+        for an older turn then fails its compare-and-set. Unconditional by default; with
+        `expected_turn`, only if the call exists and its stored turn is still that one (two
+        reconcilers never both close a call, nor close one a webhook just moved on): False, and
+        nothing written, otherwise."""
 
     @abstractmethod
     def stale_calls(self, idle_for: float) -> list[str]:

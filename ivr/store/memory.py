@@ -74,12 +74,14 @@ class MemoryStore(CallStore):
                 return None
             return call.answer if turn == call.turn else call.prev_answer if turn == call.turn - 1 else None
 
-    def end_call(self, call_sid, state, entries):
+    def end_call(self, call_sid, state, entries, expected_turn=None):
         check_ended(state)
         now = self.now()
         entries = copy.deepcopy(stamp(entries, now))
         with self._lock:
             call = self._calls.get(call_sid)
+            if expected_turn is not None and (call is None or call.turn != expected_turn):
+                return False
             if call is None:
                 self._calls[call_sid] = _Call(state, None, now)
             else:
@@ -89,6 +91,7 @@ class MemoryStore(CallStore):
                     call.answer = None
                 call.state, call.turn, call.touched_at = copy.deepcopy(state), turn, now
             self._logs.setdefault(call_sid, []).extend(entries)
+            return True
 
     def stale_calls(self, idle_for):
         cutoff = self.now() - idle_for

@@ -30,7 +30,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from ivr.store.base import CallStore, StoreError, StoredCall, check_commit, check_update, check_ended, stamp
+from ivr.store.base import (CallStore, StoreError, StoreUnavailable, StoredCall, check_commit, check_ended,
+                             check_update, stamp)
 
 # KEYS: call, calls, live, log   ARGV: sid, state, turn, flow, now, answer, ended, entries...
 START = """
@@ -63,9 +64,10 @@ if #ARGV > 3 then redis.call('RPUSH', KEYS[2], unpack(ARGV, 4)) end
 return 1
 """
 
-# KEYS: call, calls, live, log   ARGV: sid, state, turn, flow, now, entries...
+# KEYS: call, calls, live, log   ARGV: sid, state, turn, flow, now, expected turn ('' = any), entries...
 END = """
 local cur = redis.call('HMGET', KEYS[1], 'turn', 'answer')
+if ARGV[6] ~= '' and cur[1] ~= ARGV[6] then return 0 end
 local old, new = tonumber(cur[1]), tonumber(ARGV[3])
 if not cur[1] then
   redis.call('HSET', KEYS[1], 'flow', ARGV[4], 'started_at', ARGV[5])
@@ -81,7 +83,7 @@ if old ~= new then
 end
 redis.call('HSET', KEYS[1], 'state', ARGV[2], 'turn', ARGV[3], 'touched_at', ARGV[5])
 redis.call('ZREM', KEYS[3], ARGV[1])
-if #ARGV > 5 then redis.call('RPUSH', KEYS[4], unpack(ARGV, 6)) end
+if #ARGV > 6 then redis.call('RPUSH', KEYS[4], unpack(ARGV, 7)) end
 return 1
 """
 
@@ -126,10 +128,10 @@ class RedisStore(CallStore):
         try:
             yield
         except redis.TimeoutError as e:
-            raise StoreError(f"Redis at {_redact(self.url)} did not answer in time ({_one_line(e)}); "
+            raise StoreUnavailable(f"Redis at {_redact(self.url)} did not answer in time ({_one_line(e)}); "
                              "check it is running and not overloaded, or raise socket_timeout in the URL") from e
         except redis.ConnectionError as e:
-            raise StoreError(f"cannot reach Redis at {_redact(self.url)}: {_one_line(e)}; "
+            raise StoreUnavailable(f"cannot reach Redis at {_redact(self.url)}: {_one_line(e)}; "
                              "start redis-server or pass --store sqlite:///calls.db") from e
         except redis.RedisError as e:   # auth, wrong key type, out of memory, ...
             raise StoreError(f"Redis at {_redact(self.url)}: {_one_line(e)}") from e
@@ -193,14 +195,14 @@ class RedisStore(CallStore):
             return answer
         return prev if str(turn + 1) == stored else None
 
-    def end_call(self, call_sid, state, entries):
+    def end_call(self, call_sid, state, entries, expected_turn=None):
         check_ended(state)
         now = self.now()
         keys = [self._key("call", call_sid), self._key("calls"), self._key("live"), self._key("log", call_sid)]
         args = [call_sid, _dumps(state), int(state.get("turn", 0)), state.get("flow", ""), repr(now),
-                *map(_dumps, stamp(entries, now))]
+                "" if expected_turn is None else str(int(expected_turn)), *map(_dumps, stamp(entries, now))]
         with self._errors():
-            self._end(keys=keys, args=args)
+            return self._end(keys=keys, args=args) == 1
 
     def stale_calls(self, idle_for):
         with self._errors():

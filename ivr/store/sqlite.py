@@ -25,7 +25,9 @@ import threading
 import weakref
 from contextlib import contextmanager
 
-from ivr.store.base import CallStore, StoreError, StoredCall, check_commit, check_update, check_ended, stamp
+from ivr.store import guard
+from ivr.store.base import (CallStore, StoreError, StoreUnavailable, StoredCall, check_commit, check_ended,
+                             check_update, stamp)
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +155,7 @@ class SqliteStore(CallStore):
             conn.execute("PRAGMA journal_mode = WAL")   # persistent: stored in the file
             conn.execute("PRAGMA synchronous = NORMAL")  # safe with WAL, much faster commits
             conn.execute("PRAGMA wal_autocheckpoint = 0")  # no checkpoint inside a request's COMMIT
-            local.conn, local.pid = conn, os.getpid()
+            local.conn, local.pid, local.busy = conn, os.getpid(), int(self.busy_timeout_ms)
             with self._all_lock:
                 self._all.append((local.pid, conn))
             self._start_checkpointer()
@@ -186,6 +188,7 @@ class SqliteStore(CallStore):
         both read and then deadlock on upgrading. sqlite3 errors become StoreError."""
         try:
             db = self._conn()
+            self._cap_busy_wait(db)
             if not write:
                 yield db
                 return
@@ -198,9 +201,20 @@ class SqliteStore(CallStore):
                 raise
             db.execute("COMMIT")
         except sqlite3.Error as e:
+            if isinstance(e, sqlite3.OperationalError) and ("locked" in str(e) or "busy" in str(e)):
+                raise StoreUnavailable(f"SQLite store {self.path}: {e} (another writer held it too long)") from e
             raise StoreError(f"SQLite store {self.path}: {e}; check the file and its directory are "
                              "writable and not on a network filesystem, or pass --store "
                              "sqlite:///other/path.db") from e
+
+    def _cap_busy_wait(self, db: sqlite3.Connection) -> None:
+        """Wait for the write lock no longer than what is left of the webhook's budget (ivr.store.guard)."""
+        left = guard.remaining()
+        # in 100 ms steps, so a webhook's few transactions set it at most once or twice
+        wait = self.busy_timeout_ms if left is None else max(1, min(self.busy_timeout_ms, int(left * 10) * 100))
+        if getattr(self._local, "busy", None) != wait:
+            db.execute(f"PRAGMA busy_timeout = {wait}")
+            self._local.busy = wait
 
     def _loads(self, text: str, what: str):
         try:
@@ -283,10 +297,22 @@ class SqliteStore(CallStore):
                              "FROM calls WHERE call_sid = ?", (turn, call_sid)).fetchone()
         return row[0] if row else None
 
-    def end_call(self, call_sid, state, entries):
+    def end_call(self, call_sid, state, entries, expected_turn=None):
         check_ended(state)
         now = self.now()
         logs = self._log_rows(call_sid, stamp(entries, now))
+        turn = state.get("turn", 0)
+        if expected_turn is not None:
+            with self._tx() as db:
+                cur = db.execute(
+                    "UPDATE calls SET prev_answer = CASE ? WHEN turn THEN prev_answer WHEN turn + 1 THEN answer END, "
+                    "answer = CASE ? WHEN turn THEN answer END, state = ?, turn = ?, touched_at = ?, ended = 1 "
+                    "WHERE call_sid = ? AND turn = ?", (turn, turn, _dumps(state), turn, now, call_sid, expected_turn))
+                if cur.rowcount == 0:
+                    return False
+                if logs:
+                    db.executemany(INSERT_LOG, logs)
+                return True
         with self._tx() as db:
             # In SET, every column on the right is the old row's value.
             db.execute(
@@ -298,6 +324,7 @@ class SqliteStore(CallStore):
                 (call_sid, state.get("flow", ""), state.get("turn", 0), _dumps(state), now, now))
             if logs:
                 db.executemany(INSERT_LOG, logs)
+        return True
 
     def stale_calls(self, idle_for):
         with self._tx(write=False) as db:

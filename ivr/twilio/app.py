@@ -22,25 +22,38 @@ from __future__ import annotations
 import logging
 import os
 import re
+import xml.etree.ElementTree as ET
 from functools import wraps
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
-from flask import Blueprint, Flask, Response, abort, current_app, request
+from flask import Blueprint, Flask, Response, abort, current_app, g, request
 from twilio.request_validator import RequestValidator
+from werkzeug.datastructures import ImmutableMultiDict
 
 from ivr.call import facts
 from ivr.call.registry import FlowRegistry
-from ivr.call.session import CallProblem, CallSession
+from ivr.call.session import CallProblem, CallSession, Misdirected
 from ivr.engine import actions as act
-from ivr.store import CallStore, open_store
+from ivr.store import CallStore, StoreError, open_store
+from ivr.store import guard
 from ivr.twilio import params as tw
-from ivr.twilio.music import hold_music_wav
+from ivr.twilio import music as hold_music
 from ivr.twilio.twiml import Renderers, only
 
 log = logging.getLogger("ivr.twilio")
 CALL_SID = re.compile(r"^[A-Za-z0-9]{2,64}$")
 WEBHOOK_METHODS = ["POST", "GET"]
 UNSIGNED_PATHS = {"/healthz", "/twilio/music"}  # static and harmless: load balancers and media caches fetch them
+# Twilio's largest voice webhook is a form of a few kB (about 30 parameters; SpeechResult is the long one).
+# Bodies above this are refused with 413 before anything reads them (and before the signature check).
+MAX_REQUEST_BYTES = 128 * 1024
+MAX_VALUE_CHARS = 4096  # any one parameter, after cleaning
+TURN = re.compile(r"^[0-9]{1,9}$")  # a turn in an action URL; anything else is not a URL we wrote
+# Characters XML 1.0 does not allow (C0 controls but tab/newline/return, lone surrogates, U+FFFE/U+FFFF),
+# plus DEL and the C1 controls: caller-provided text keeps none of them (TwiML must stay well-formed).
+NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufffe\uffff]")
 DEFAULT_FLOW = Path(__file__).resolve().parent.parent.parent / "call_flows" / "bank_hotline.yaml"
 
 bp = Blueprint("twilio", __name__)
@@ -49,26 +62,38 @@ bp = Blueprint("twilio", __name__)
 class Service:
     """What the webhooks share: the call session, the TwiML renderers, the signature check."""
 
-    def __init__(self, registry: FlowRegistry, store: CallStore, auth_token: str | None, public_url: str | None):
-        self.registry, self.store = registry, store
+    def __init__(self, registry: FlowRegistry, store: CallStore, auth_token: str | None, public_url: str | None,
+                 budget: float = guard.DEFAULT_BUDGET):
+        self.registry, self.store, self.budget = registry, store, budget
         self.validator = RequestValidator(auth_token) if auth_token else None
         self.public_url = (public_url or "").rstrip("/")
         self.renderers = Renderers(self.public_url)
         self.session = CallSession(registry, store, self.renderers.answer)
 
     def signed_url(self) -> str:
-        if not self.public_url:
-            return request.url
-        return self.public_url + request.full_path.rstrip("?")
+        """The URL exactly as Twilio requested (and signed) it: the raw request line's target, percent-escapes
+        untouched (werkzeug's request.url and full_path decode them), behind --public-url if set.
+        gunicorn puts the target in RAW_URI, werkzeug's server and test client in REQUEST_URI as well."""
+        environ = request.environ
+        raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+        if not raw:
+            raw = request.full_path.rstrip("?")
+        elif "://" in raw.split("?", 1)[0]:  # absolute-form request target (a proxy may send one)
+            parts = urlsplit(raw)
+            raw = parts.path + (f"?{parts.query}" if parts.query else "")
+        return (self.public_url or request.host_url.rstrip("/")) + raw
 
 
 def create_app(flows: list[str] | None = None, flows_dir: str | None = None, store: str | CallStore | None = None,
-               auth_token: str | None = None, public_url: str | None = None) -> Flask:
+               auth_token: str | None = None, public_url: str | None = None,
+               max_request_bytes: int | None = None, budget: float | None = None) -> Flask:
     """The WSGI app. `flows` are flow files (the first answers unmatched numbers), or `flows_dir` a folder.
 
     Unset arguments come from the environment, for WSGI servers (`gunicorn 'ivr.twilio:create_app()'`):
-    IVR_FLOWS (files separated by ':'), IVR_FLOWS_DIR, IVR_STORE, IVR_PUBLIC_URL, TWILIO_AUTH_TOKEN;
-    the default is the bank hotline flow with the SQLite store calls.db.
+    IVR_FLOWS (files separated by ':'), IVR_FLOWS_DIR, IVR_STORE, IVR_PUBLIC_URL, TWILIO_AUTH_TOKEN,
+    IVR_MAX_REQUEST_BYTES, IVR_WEBHOOK_BUDGET (seconds a webhook may take before the caller hears the
+    apology; 3 by default); the default is the bank hotline flow with the SQLite store calls.db.
+    The store is wrapped in a GuardedStore (ivr.store.guard): the budget's deadline and a circuit breaker.
     """
     env = os.environ
     flows_dir = flows_dir or env.get("IVR_FLOWS_DIR")
@@ -76,13 +101,19 @@ def create_app(flows: list[str] | None = None, flows_dir: str | None = None, sto
         flows = env["IVR_FLOWS"].split(":") if env.get("IVR_FLOWS") else [str(DEFAULT_FLOW)]
     store = store or env.get("IVR_STORE", "sqlite:///calls.db")
     store = open_store(store) if isinstance(store, str) else store
+    if not isinstance(store, guard.GuardedStore):
+        store = guard.GuardedStore(store)
     registry = FlowRegistry.from_dir(flows_dir, store) if flows_dir else FlowRegistry(flows or [], store)
     token = auth_token if auth_token is not None else env.get("TWILIO_AUTH_TOKEN")
     if not token:
         log.warning("TWILIO_AUTH_TOKEN is not set: webhook signatures are NOT checked. "
                     "Anyone who can reach this server can drive calls. Set it before going live.")
     app = Flask("ivr")
-    app.extensions["ivr"] = Service(registry, store, token or None, public_url or env.get("IVR_PUBLIC_URL"))
+    limit = max_request_bytes or int(env.get("IVR_MAX_REQUEST_BYTES") or MAX_REQUEST_BYTES)
+    app.config["MAX_CONTENT_LENGTH"] = limit  # werkzeug also stops a chunked body at the limit (413)
+    app.config["MAX_FORM_MEMORY_SIZE"] = limit
+    budget = budget or float(env.get("IVR_WEBHOOK_BUDGET") or guard.DEFAULT_BUDGET)
+    app.extensions["ivr"] = Service(registry, store, token or None, public_url or env.get("IVR_PUBLIC_URL"), budget)
     app.register_blueprint(bp)
     return app
 
@@ -91,16 +122,54 @@ def svc() -> Service:
     return current_app.extensions["ivr"]
 
 
-def form():
-    """Twilio's parameters: the form of a POST, the query of a GET (a number may be set up either way)."""
-    return request.form if request.method == "POST" else request.args
+def clean(value: str) -> str:
+    """Caller-provided text as it may reach TwiML and the call log: no character XML 1.0 forbids, no C1
+    control, bounded length. (A From of "+1555\x01" once made the agent's whisper invalid XML.)"""
+    return NOT_XML.sub("", value[:MAX_VALUE_CHARS * 2])[:MAX_VALUE_CHARS]
+
+
+def one_line(value) -> str:
+    """Anything from outside, fit for one line of the server's log: controls and line breaks escaped."""
+    text = str(value)[:500]
+    return CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+def _cleaned(multi) -> ImmutableMultiDict:
+    return ImmutableMultiDict([(clean(k), clean(v)) for k, v in multi.items(multi=True)])
+
+
+def form() -> ImmutableMultiDict:
+    """Twilio's parameters, cleaned: the form of a POST, the query of a GET (a number may be set up either way).
+    The signature is checked on the raw values (before_request); everything after sees only these."""
+    if "ivr_form" not in g:
+        g.ivr_form = _cleaned(request.form if request.method == "POST" else request.args)
+    return g.ivr_form
+
+
+def args() -> ImmutableMultiDict:
+    """The query of an action URL (k, t, parent), cleaned."""
+    if "ivr_args" not in g:
+        g.ivr_args = _cleaned(request.args)
+    return g.ivr_args
 
 
 
 def received(params=None) -> dict:
     """The request as the call log keeps it (replay re-drives calls from these)."""
     params = form() if params is None else params
-    return {"kind": "request", "path": request.path, "query": request.args.to_dict(), "params": params.to_dict()}
+    return {"kind": "request", "path": clean(request.path), "query": args().to_dict(), "params": params.to_dict()}
+
+
+@bp.before_request
+def limit_size():
+    """413 before anything reads the body: Content-Length says it is too big (a chunked body is cut at the same
+    limit by werkzeug when read)."""
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if request.content_length is not None and request.content_length > limit:
+        log.warning("refused %s %s: body of %d bytes (limit %d)", request.method, one_line(request.path),
+                    request.content_length, limit)
+        return Response(f"request body over {limit} bytes\n", status=413, mimetype="text/plain")
+    return None
 
 
 @bp.before_request
@@ -111,30 +180,44 @@ def check_signature():
     signature = request.headers.get("X-Twilio-Signature", "")
     signed = request.form.to_dict() if request.method == "POST" else {}
     if not signature or not service.validator.validate(service.signed_url(), signed, signature):
-        log.warning("rejected %s %s: missing or invalid X-Twilio-Signature", request.method, request.path)
+        log.warning("rejected %s %s: missing or invalid X-Twilio-Signature", request.method, one_line(request.path))
         abort(403, "invalid or missing X-Twilio-Signature")
     return None
 
 
 def webhook(on_failure):
     """Validate the CallSid; any failure becomes `on_failure(sid, reason)`, the harmless answer for
-    this endpoint's context. A CallProblem (a request that does not fit the call) is one log line."""
+    this endpoint's context. A CallProblem (a request that does not fit the call) is one log line.
+    A Misdirected request (an action URL we never gave this call at this turn: unknown k, a turn from the
+    future or long past, garbage t) leaves the call untouched: it gets the call's current answer again
+    (or a hang-up if the call is over), one log line, and the request and answer in the call log."""
 
     def decorate(handler):
         @wraps(handler)
-        def wrapped(*args, **kwargs):
+        def wrapped(*a, **kwargs):
             sid = form().get("CallSid", "")
             if not CALL_SID.match(sid):
                 return Response("CallSid is missing or malformed: this URL is for Twilio voice webhooks\n",
                                 status=400, mimetype="text/plain")
+            budget = svc().budget
             try:
-                xml = handler(sid, *args, **kwargs)
+                with guard.budget(budget):
+                    xml = handler(sid, *a, **kwargs)
+            except Misdirected as exc:
+                with guard.budget(budget / 3):
+                    xml = misdirected(sid, exc)
             except CallProblem as exc:
-                log.error("%s %s: %s", request.path, sid, exc)
-                xml = on_failure(sid, str(exc))
+                log.error("%s %s: %s", one_line(request.path), sid, one_line(exc))
+                with guard.budget(budget / 3):
+                    xml = on_failure(sid, str(exc))
+            except StoreError as exc:  # the store is down, frozen or slow: one line, not a traceback per call
+                log.error("webhook %s for call %s: %s", one_line(request.path), sid, one_line(exc))
+                with guard.budget(budget / 3):
+                    xml = on_failure(sid, f"store: {exc}")
             except Exception as exc:  # noqa: BLE001 - every failure must still reach Twilio as TwiML
-                log.exception("webhook %s failed for call %s", request.path, sid)
-                xml = on_failure(sid, f"{type(exc).__name__}: {exc}")
+                log.exception("webhook %s failed for call %s", one_line(request.path), sid)
+                with guard.budget(budget / 3):
+                    xml = on_failure(sid, f"{type(exc).__name__}: {exc}")
             return Response(xml, mimetype="text/xml")
 
         return wrapped
@@ -142,10 +225,44 @@ def webhook(on_failure):
     return decorate
 
 
+def misdirected(sid: str, exc: Misdirected) -> str:
+    call = exc.call
+    answer = call.answer if call is not None and call.answer and not call.state.ended else only("hangup")
+    log.warning("%s %s: %s; the call is left as it is", one_line(request.full_path), sid, one_line(exc))
+    try:
+        svc().session.note(sid, received(), answer)
+    except Exception as err:  # noqa: BLE001 - the answer matters more than its log entry
+        log.warning("could not log a misdirected request of call %s: %s", sid, one_line(err))
+    return answer
+
+
 def apologise(sid: str, reason: str) -> str:
-    """The caller's call: the apology, then the flow's fallback number or a goodbye."""
+    """The caller's call: the apology, then the flow's fallback number or a goodbye. A child leg (an agent's
+    call, which has a ParentCallSid) never hears the caller's apology: it is hung up."""
+    if form().get("ParentCallSid"):
+        log.warning("%s: leg %s of call %s hung up: %s", one_line(request.path), sid,
+                    one_line(form().get("ParentCallSid")), one_line(reason))
+        return only("hangup")
     service = svc()
     return service.session.fail(sid, reason, received(), service.renderers.apology)
+
+
+def offers(answer: str | None, kind: str, turn: int) -> bool:
+    """Whether the TwiML we answered at `turn` holds the action URL /twilio/event?k=kind&t=turn: Twilio only
+    ever requests URLs we gave it, so any other (k, t) is not Twilio following our TwiML."""
+    if not answer:
+        return False
+    try:
+        root = ET.fromstring(answer)
+    except ET.ParseError:
+        return False
+    for element in root.iter():
+        for link in (element.get("action"), element.text if element.tag == "Redirect" else None):
+            if link and "/twilio/event" in link:
+                query = parse_qs(urlsplit(link.strip()).query)
+                if query.get("k") == [kind] and query.get("t") == [str(turn)]:
+                    return True
+    return False
 
 
 # --- the caller's call ------------------------------------------------------------
@@ -161,13 +278,20 @@ def voice(sid: str, flow: str | None = None) -> str:
 @bp.route("/twilio/event", methods=WEBHOOK_METHODS)
 @webhook(apologise)
 def event(sid: str) -> str:
-    try:
-        turn = int(request.args.get("t", ""))
-    except ValueError:
-        raise CallProblem(f"event URL without a valid turn: {request.full_path}") from None
-    kind, params = request.args.get("k", ""), form()
-    return svc().session.handle(sid, turn, lambda call: tw.event_for(kind, params, bool(call.state.accepted_by)),
-                                received(params))
+    session, kind, params = svc().session, args().get("k", ""), form()
+    if not TURN.match(args().get("t", "")):
+        call = session.load(sid)
+        if call is None:
+            raise CallProblem(f"call {sid} is not in the store")
+        raise Misdirected(f"event URL without a valid turn (t={args().get('t', '')[:40]!r})", call)
+    turn = int(args()["t"])
+
+    def event_of(call):
+        if not offers(call.answer, kind, turn):
+            raise Misdirected(f"k={kind[:40]!r} at turn {turn} is not an action we gave this call", call)
+        return tw.event_for(kind, params, bool(call.state.accepted_by))
+
+    return session.handle(sid, turn, event_of, received())
 
 
 @bp.route("/twilio/status", methods=WEBHOOK_METHODS)
@@ -189,7 +313,7 @@ def hold_wait(sid: str) -> str:
     """Twilio requests this again each time its TwiML ends, for as long as the caller is queued."""
     service = svc()
     call = service.session.load(sid)
-    if call is None or call.state.phase != "holding":
+    if call is None or call.state.ended or call.state.phase != "holding":
         return only("leave")
     queue_time = tw.number(form().get("QueueTime"))
     actions = call.engine.hold_wait(call.state, queue_time)
@@ -217,7 +341,7 @@ def hold_return(sid: str) -> str:
 def whisper(sid: str) -> str:
     """The agent answered: tell them who is calling and why; only their key press connects the caller."""
     service = svc()
-    parent, turn = request.args.get("parent", ""), request.args.get("t", "")
+    parent, turn = args().get("parent", ""), args().get("t", "")
     call = service.session.load(parent) if CALL_SID.match(parent) else None
     if call is None or call.state.phase != "ringing" or str(call.turn) != turn:
         return only("hangup")
@@ -228,8 +352,8 @@ def whisper(sid: str) -> str:
 @bp.route("/twilio/whisper/answer", methods=WEBHOOK_METHODS)
 @webhook(lambda sid, reason: only("hangup"))
 def whisper_answer(sid: str) -> str:
-    parent, turn = request.args.get("parent", ""), request.args.get("t", "")
-    accepted = (form().get("Digits") == "1" and CALL_SID.match(parent) and turn.isdigit()
+    parent, turn = args().get("parent", ""), args().get("t", "")
+    accepted = (form().get("Digits") == "1" and CALL_SID.match(parent) and TURN.match(turn)
                 and svc().session.accept_transfer(parent, int(turn), sid))
     return svc().session.note(sid, received(), only() if accepted else only("hangup"))  # empty: bridge the calls
 
@@ -238,11 +362,15 @@ def whisper_answer(sid: str) -> str:
 
 @bp.get("/twilio/music")
 def music():
-    try:
-        seconds = int(request.args.get("seconds", "30"))
-    except ValueError:
+    """Unsigned: the length is clamped before anything is built or cached (see ivr.twilio.music), and each
+    length is one cacheable file (ETag, long Cache-Control; 304 for If-None-Match, Range honoured)."""
+    raw = request.args.get("seconds", "30")
+    if not TURN.match(raw):
         abort(400, "seconds must be a whole number")
-    return Response(hold_music_wav(seconds), mimetype="audio/wav")
+    response = Response(hold_music.hold_music_wav(raw), mimetype="audio/wav")
+    response.set_etag(hold_music.etag(raw))
+    response.cache_control.public, response.cache_control.max_age = True, 86400
+    return response.make_conditional(request)
 
 
 @bp.get("/healthz")

@@ -157,7 +157,7 @@ def transfers(facts: list) -> list[dict]:
 def ending(facts: list) -> dict:
     """Did a goodbye (or a ladder's final words) come before the hang-up (E11), and who hung up first."""
     hang = next((i for i, f in enumerate(facts) if isinstance(f, F.HungUp)), None)
-    ended = hang is not None or any(isinstance(f, F.CallEnded) for f in facts)
+    ended = hang is not None or any(isinstance(f, (F.CallEnded, F.Lost)) for f in facts)
     if not ended:
         return {"in_progress": True, "goodbye": None, "hung_up_first": None}
     before = facts[:hang] if hang is not None else facts
@@ -197,6 +197,8 @@ def flags(card: dict) -> list[str]:
         out.append("hung up on hold")
     if card["fallbacks"]:
         out.append("fallback")
+    if card["lost"]:
+        out.append("lost")
     if any(x["consent"] is not True for x in card["holds"] + card["transfers"] if x.get("outcome") != "no-consent"):
         out.append("no consent")
     if card["hung_up_first"] == "engine, without goodbye":
@@ -253,10 +255,11 @@ def score_call(raw: list, call_sid: str | None = None, flow: str | None = None) 
         "dropped": [{"step": f.step, "during": f.during} for f in drops if f.during != "hold" or lost],
         "hung_up_on_hold": [{"step": h["step"], "waited": h["waited"]} for h in call_holds if h["result"] == "hung up"],
         "fallbacks": sum(isinstance(f, F.Fallback) for f in facts),
+        "lost": log.first(F.Lost) is not None,  # closed by the reconciler: Twilio never reported its end
         "complaints": [],
         "messages": [],
         "call_back_requested": any(isinstance(f, F.CallBackRequested) for f in facts),
-        "end_status": ended.status if ended else None,
+        "end_status": ended.status if ended else ("lost" if log.first(F.Lost) else None),
         "duration": num(ended.duration) if ended else None,
         "caller_input": caller_input(log),
     }

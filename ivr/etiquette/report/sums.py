@@ -65,6 +65,7 @@ def summarise_flow(cards: list[dict]) -> dict:
         "caller_hung_up_first_pct": pct(hung["caller"] + hung["caller, before goodbye"], hung_known),
         "drops": sum(len(c["dropped"]) for c in cards),
         "fallbacks": sum(c["fallbacks"] for c in cards),
+        "lost": sum(c["lost"] for c in cards),
         "complaints": sum(len(c["complaints"]) for c in cards),
         "call_backs": sum(c["call_back_requested"] for c in cards),
     }

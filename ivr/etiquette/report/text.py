@@ -74,7 +74,7 @@ def flow_lines(name: str, s: dict) -> list[str]:
         f"({_pct_text(s['transfer_consent_pct'])})",
         f"  ended with goodbye {_pct_text(s['ended_with_goodbye_pct'])} · caller hung up first "
         f"{_pct_text(s['caller_hung_up_first_pct'])} ({hung})",
-        f"  drops {s['drops']} · fallbacks {s['fallbacks']} · complaints {s['complaints']} · "
+        f"  drops {s['drops']} · fallbacks {s['fallbacks']} · lost {s['lost']} · complaints {s['complaints']} · "
         f"call backs {s['call_backs']}",
     ]
 
