@@ -1,0 +1,155 @@
+"""Issue 10/12: the mistakes ops staff make in a flow file, and files that are hostile. Each lands on
+its line and column, in plain words with what would be right; none reaches anyone as a traceback."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from ivr.flow import FlowError, load_flow_text
+from tests.test_flow_errors import GOOD
+
+
+def problems(text: str):
+    with pytest.raises(FlowError) as err:
+        load_flow_text(text, "flow.yaml")
+    return err.value.problems
+
+
+def one(text: str, *words: str):
+    """The problem whose message has all `words`: (line, col, message)."""
+    found = problems(text)
+    hits = [p for p in found if all(w in p.message for w in words)]
+    assert hits, [str(p) for p in found]
+    return hits[0].line, hits[0].col, hits[0].message
+
+
+def edit(old: str, new: str, text: str = GOOD) -> str:
+    assert old in text, old
+    return text.replace(old, new, 1)
+
+
+# --- a Chinese keyboard ---------------------------------------------------------------
+
+def test_chinese_colon_after_a_key():
+    text = edit("    next: menu", "    next：menu")
+    line, col, msg = one(text, "Chinese colon '：'")
+    assert (line, col) == (8, 9) and "a Chinese colon '：' at 8:9; YAML needs ':'" in msg
+
+
+def test_chinese_colon_in_a_step_name_when_the_file_breaks():
+    text = edit("  bye:\n", "  bye：\n")
+    line, col, msg = one(text, "Chinese colon")
+    assert (line, col) == (14, 6)
+
+
+def test_chinese_colon_inside_the_text_is_fine():
+    text = edit("    say: 您好,", "    say: 注意：您好,")
+    assert load_flow_text(text, "flow.yaml").flow.steps["hello"].say.startswith("注意：")
+
+
+def test_chinese_comma_in_a_list():
+    text = edit("words: [查询]", "words: [查询，余额]")
+    line, col, msg = one(text, "Chinese comma '，'")
+    assert (line, col) == (13, 33) and "'查询，余额' is read as one" in msg and "YAML needs ','" in msg
+
+
+def test_full_width_spaces_used_to_indent():
+    text = edit("    next: menu", "\u3000\u3000next: menu")
+    line, col, msg = one(text, "full-width spaces")
+    assert (line, col) == (8, 1) and "ordinary spaces" in msg
+
+
+def test_tab_used_to_indent():
+    text = edit("    next: menu", "\tnext: menu")
+    line, col, msg = one(text, "tab character")
+    assert (line, col) == (8, 1) and "spaces" in msg
+
+
+# --- YAML syntax --------------------------------------------------------------------------
+
+def test_unclosed_quote_points_at_the_quote_that_opens_it():
+    text = edit("    say: 您好,", '    say: "您好,')
+    line, col, msg = one(text, "quote")
+    assert (line, col) == (7, 10) and "not closed" in msg
+
+
+def test_unclosed_quote_at_the_end_of_the_file():
+    text = GOOD.replace("    goodbye: 感谢您的来电,再见!", '    goodbye: "感谢您的来电,再见!')
+    line, col, msg = one(text, "never closed")
+    assert (line, col) == (15, 14)
+
+
+@pytest.mark.parametrize("indent, how", [(3, "1 space further right"), (5, "1 space further left")])
+def test_bad_indentation_names_the_step_and_how_far(indent, how):
+    text = edit("    next: menu", " " * indent + "next: menu")
+    line, col, msg = one(text, "indentation")
+    assert (line, col) == (8, indent + 1)
+    assert "'next' is indented" in msg and "in step 'hello'" in msg and how in msg and "4 spaces" in msg
+
+
+def test_comma_inside_braces_says_quote_this_text():
+    text = edit('        - {keys: "1", words: [查询], go: bye}',
+                '        - {keys: "1", words: [查询], go: bye}\n'
+                '  wait:\n    hold: {reason: 我需要查询,大约一分钟, ask: "好吗?", limit: 1m}\n    next: bye')
+    line, col, msg = one(text, "quote this text")
+    assert line == 15 and "'大约一分钟' became a setting of its own" in msg and '"我需要查询,大约一分钟"' in msg
+
+
+def test_question_mark_inside_braces_says_quote_this_text():
+    text = edit('        - {keys: "1", words: [查询], go: bye}', '        - {keys: "1", words: [查询吗?], go: bye}')
+    line, col, msg = one(text, "quote this text")
+    assert (line, col) == (13, 34) and '"查询吗?"' in msg
+
+
+def test_a_bare_star_key_says_quote_it():
+    text = edit('{keys: "1"', "{keys: *")
+    line, col, msg = one(text, "'*'")
+    assert (line, col) == (13, 18) and 'quotes ("*")' in msg
+
+
+# --- hostile files (issue 12, item 10) -------------------------------------------------------
+
+def timed(text):
+    start = time.perf_counter()
+    found = problems(text)
+    assert time.perf_counter() - start < 2
+    return found
+
+
+def test_billion_laughs_is_refused_at_once():
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{c}: &{c} [{', '.join(['*' + p] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi"))
+    (p,) = timed(bomb)
+    assert (p.line, p.col) == (1, 4) and "anchor" in p.message
+
+
+def test_deep_nesting_is_refused():
+    (p,) = timed("steps: " + "[" * 5000 + "]" * 5000 + "\n")
+    assert p.line == 1 and "nested more than" in p.message
+    (p,) = timed("steps:\n" + "".join(" " * i + f"k{i}:\n" for i in range(1, 200)))
+    assert "nested more than" in p.message
+
+
+def test_merge_keys_are_refused():
+    text = edit("steps:\n", "defaults: {a: 1}\nmore:\n  <<: {b: 2}\nsteps:\n")
+    line, col, msg = one(text, "merge key")
+    assert (line, col) == (7, 3)
+
+
+def test_a_huge_integer_is_refused():
+    text = edit("name: tiny", "name: tiny\nversion: " + "9" * 10_000)
+    line, col, msg = one(text, "10,000 characters long")
+    assert line == 2
+
+
+def test_a_huge_text_and_a_huge_file_are_refused():
+    line, col, msg = one(edit("您好,", "您好" * 100_000), "characters long")
+    assert line == 7
+    (p,) = timed("# " + "x" * 2_000_000 + "\n" + GOOD)
+    assert "at most 1,000,000" in p.message
+
+
+def test_tags_are_refused():
+    line, col, msg = one(edit("name: tiny", "name: !!python/object:os.system tiny"), "YAML tag")
+    assert (line, col) == (1, 7)
