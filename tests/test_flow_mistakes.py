@@ -153,3 +153,132 @@ def test_a_huge_text_and_a_huge_file_are_refused():
 def test_tags_are_refused():
     line, col, msg = one(edit("name: tiny", "name: !!python/object:os.system tiny"), "YAML tag")
     assert (line, col) == (1, 7)
+
+
+# --- what the model refuses, in the flow's words ---------------------------------------------
+
+TRANSFER = ('        - {keys: "1", words: [查询], go: bye}',
+            '        - {keys: "1", words: [查询], go: agent}\n'
+            '  agent:\n    transfer:\n      to: "+861095500001"\n      reason: 需要为您转接人工客服,\n'
+            '      ask: 请问可以吗?\n      ring_limit: 30s\n    next: bye')
+
+
+def test_misspelt_key_did_you_mean():
+    text = edit(*TRANSFER).replace("ring_limit: 30s", "ring_limt: 30s")
+    line, col, msg = one(text, "did you mean 'ring_limit'?")
+    assert (line, col) == (19, 7) and "'ring_limt' is not a known setting" in msg
+
+
+def test_a_step_kind_that_does_not_exist_lists_the_kinds():
+    text = edit("    goodbye: 感谢您的来电,再见!", "    play: bye.wav")
+    line, col, msg = one(text, "not a step kind")
+    assert (line, col) == (15, 5)
+    assert "say, menu, hold, transfer, record, lookup, set, branch, callback, goodbye" in msg
+    line, col, msg = one(edit("    goodbye: 感谢您的来电,再见!", "    goodby: 再见"), "not a step kind")
+    assert "did you mean 'goodbye'?" in msg
+
+
+def test_keys_012_unquoted_says_quote_it():
+    text = edit('{keys: "1"', "{keys: 012")
+    line, col, msg = one(text, "quote it")
+    assert (line, col) == (13, 18) and 'keys: "012"' in msg and "number 10" in msg
+
+
+@pytest.mark.parametrize("old, new, literal", [
+    ('to: "+861095500001"', "to: +861095500001", "+861095500001"),
+    ("name: tiny", "name: tiny\nnumbers: [+861095500000]", "+861095500000"),
+    ("name: tiny", "name: tiny\nvariables: {branch_code: 0123}", "0123"),
+    ("name: tiny", "name: tiny\nfallback: {transfer_to: 861095500000}", "861095500000"),
+])
+def test_phone_numbers_and_variables_unquoted_say_quote_it(old, new, literal):
+    text = edit(old, new, edit(*TRANSFER))
+    line, col, msg = one(text, "quote it")
+    assert line == next(i for i, t in enumerate(text.splitlines(), 1) if literal in t)
+    assert f'"{literal}"' in msg
+
+
+@pytest.mark.parametrize("text, words", [
+    ("", "the file is empty"),
+    ("# only a comment\n", "the file is empty"),
+    ("- a\n- b\n", "this file holds a list, not a flow"),
+    ("hello\n", "this file holds the text 'hello', not a flow"),
+    ('"+8613800138000": {surname: 张}\n', "caller directory"),
+])
+def test_empty_or_not_a_flow(text, words):
+    (p,) = problems(text)
+    assert words in p.message and (p.line, p.col) == (1, 1)
+
+
+JARGON = ("Input should", "instance of", "String should", "List should", "type=", "For further information",
+          "Field required", "Value error", "<block", "<scalar>", "Traceback", "validation error")
+
+BROKEN = [
+    edit("    next: menu\n", ""),  # say without next
+    edit("    say: 您好,欢迎致电示范银行客户服务热线,请问有什么可以帮助您?\n", "    say:\n"),  # empty text
+    edit("    say: 您好,欢迎致电示范银行客户服务热线,请问有什么可以帮助您?\n    next: menu\n", "    menu\n"),
+    edit("  hello:\n", "  hello:\n  next: menu\n"),
+    edit("    goodbye: 感谢您的来电,再见!", "    goodbye: {say: 再见}"),
+    edit("      options:\n        - {keys: \"1\", words: [查询], go: bye}", "      options: []"),
+    edit("      options:\n        - {keys: \"1\", words: [查询], go: bye}", "      options:\n        - bye"),
+    edit("      options:\n        - {keys: \"1\", words: [查询], go: bye}", "      options:\n        - {keys: \"1\"}"),
+    edit("      options:\n        - {keys: \"1\", words: [查询], go: bye}", "      options:\n        - {go: bye}"),
+    edit("steps:\n", "etiquette:\n  quiet: {below: 3}\nsteps:\n"),
+    edit("steps:\n", "etiquette:\n  quiet: {below: loud}\nsteps:\n"),
+    edit("steps:\n", "etiquette:\n  silence: [5s]\nsteps:\n"),
+    edit("steps:\n", "etiquette: 5s\nsteps:\n"),
+    edit("steps:\n", "variables: [org]\nsteps:\n"),
+    edit("steps:\n", "jargon: SWIFT\nsteps:\n"),
+    edit("steps:\n", "fallback: {say: ''}\nsteps:\n"),
+    edit("offers: {call_back: bye, leave_message: bye}", "offers: bye"),
+    edit("offers: {call_back: bye, leave_message: bye}", "offers: {call_back: [bye]}"),
+    edit("language: cmn-CN", "language: cmn-cn"),
+    edit("name: tiny", "name: tiny bank"),
+    edit("name: tiny", "name: [tiny]"),
+    edit("steps:\n", "steps: []\n"),
+    edit("steps:\n", "steps: {}\n"),
+    edit(*TRANSFER).replace("ring_limit: 30s", "ring_limit: {a: 1}"),
+    edit(*TRANSFER).replace('to: "+861095500001"', "to: [1]"),
+    edit(*TRANSFER).replace('to: "+861095500001"', "to: null"),
+    edit(*TRANSFER).replace("      reason: 需要为您转接人工客服,\n", ""),
+]
+
+
+@pytest.mark.parametrize("text", BROKEN)
+def test_no_pydantic_or_yaml_jargon_reaches_ops(text):
+    found = problems(text)
+    for p in found:
+        assert not any(j in p.message for j in JARGON), str(p)
+        assert p.line >= 1 and p.col >= 1 and "; " in p.message or p.message.startswith("E"), str(p)
+
+
+# --- durations ----------------------------------------------------------------------------
+
+HOLD = ('        - {keys: "1", words: [查询], go: bye}',
+        '        - {keys: "1", words: [查询], go: wait}\n'
+        '  wait:\n    hold:\n      reason: 我需要为您查询一下账户信息,\n      ask: 麻烦您稍等一下好吗?\n'
+        '      limit: LIMIT\n    next: bye')
+
+
+@pytest.mark.parametrize("written, seconds", [
+    ("5 seconds", 5), ("1 minute", 60), ("1h", 3600), ("90", 90), ("1m30s", 90), ("2 mins", 120),
+    ("5秒", 5), ("1分钟", 60), ("1分30秒", 90), ("1 min 30 s", 90), ("45s", 45)])
+def test_durations_as_people_write_them(written, seconds):
+    loaded = load_flow_text(edit(*HOLD).replace("LIMIT", written), "flow.yaml")
+    assert loaded.flow.steps["wait"].hold.limit == seconds
+
+
+@pytest.mark.parametrize("written, words", [
+    ("0s", "longer than 0s"), ("0", "longer than 0s"), ("soon", "is not a duration"), ("30s 1m", "is not a duration"),
+    ("5 sekunden", "is not a duration"), ("9h", "out of range")])
+def test_nonsense_durations_and_no_time_at_all(written, words):
+    text = edit(*HOLD).replace("LIMIT", written)
+    line, col, msg = one(text, words)
+    assert (line, col) == (18, 14)
+    if "out of range" not in msg:
+        assert "5 seconds" not in msg and "1m30s, 2 mins, 1h, 5秒 or 1分钟" in msg
+
+
+def test_a_ring_limit_of_0s_is_refused():
+    text = edit(*TRANSFER).replace("ring_limit: 30s", "ring_limit: 0s")
+    line, col, msg = one(text, "longer than 0s")
+    assert (line, col) == (19, 19)

@@ -5,6 +5,7 @@ and what would be right, so `ivr validate` can print it without a traceback.
 """
 from __future__ import annotations
 
+import difflib
 import hashlib
 import re
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ import yaml
 from pydantic import ValidationError
 
 from ivr.flow.model import Flow
-from ivr.flow.source import FlowError, Problem, Source, read_yaml
+from ivr.flow.source import MAX_FLOW_BYTES, FlowError, Problem, Source, read_yaml
 from ivr.steps import KINDS
 
 LADDERS = ("silence", "quiet", "noisy", "not_understood")
@@ -61,38 +62,89 @@ def flows_in(directory: str | Path) -> list[Path]:
     return [p for p in sorted({*directory.glob("*.yaml"), *directory.glob("*.yml")}) if is_flow_file(p)]
 
 
+def read_bounded(path: Path, limit: int = MAX_FLOW_BYTES, what: str = "flow .yaml file") -> str:
+    """The text of a regular file of at most `limit` bytes, as UTF-8; FlowError otherwise.
+    Never reads more than `limit` bytes (a device such as /dev/zero never ends)."""
+    file = str(path)
+    try:
+        if not path.is_file():
+            message = ("no such file" if not path.exists() else "this is not a regular file (a folder or a device)")
+            raise FlowError([Problem(file, 1, 1, f"{message}; give the path of a {what}")])
+        with path.open("rb") as handle:
+            data = handle.read(limit + 1)
+    except OSError as exc:
+        raise FlowError([Problem(file, 1, 1, f"cannot read the file ({exc.strerror}); give the path of a {what}")]) from None
+    if len(data) > limit:
+        raise FlowError([Problem(file, 1, 1, f"the file is larger than {limit:,} bytes; a {what} is at most that: "
+                                             f"split it")])
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FlowError([Problem(file, 1, 1, f"not UTF-8 text ({exc.reason}); save the file as UTF-8")]) from None
+
+
 def load_flow(path: str | Path) -> LoadedFlow:
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise FlowError([Problem(str(path), 1, 1, "no such file; give the path of a flow .yaml file")]) from None
-    except UnicodeDecodeError as exc:
-        raise FlowError([Problem(str(path), 1, 1, f"not UTF-8 text ({exc.reason}); save the file as UTF-8")]) from None
-    return load_flow_text(text, str(path))
+    return load_flow_text(read_bounded(path), str(path))
 
 
 def load_flow_text(text: str, file: str = "<flow>") -> LoadedFlow:
     source = read_yaml(text, file)
     data = source.data
     if not isinstance(data, dict):
-        raise FlowError([source.problem((), "a flow is a mapping with name, language, start, offers and steps")])
+        raise FlowError([source.problem((), f"this file holds {_describe(data)}, not a flow; a flow is a set of "
+                                            f"settings: name:, language:, start:, offers: and steps: (see README, "
+                                            f"'The flow language')")])
+    if not FLOW_KEYS & set(data):
+        found = ", ".join(str(k) for k in list(data)[:3]) + (", …" if len(data) > 3 else "")
+        raise FlowError([source.problem((), f"this does not look like a flow: it has none of name:, language:, "
+                                            f"start:, steps: (it has {found}); a caller directory such as "
+                                            f"callers.yaml is not a flow: give the flow file instead")])
+    early = _number_traps(source)
     data = _with_defaults(data)
     try:
         flow = Flow.model_validate(data)
     except ValidationError as exc:
-        raise FlowError([_explain(source, err) for err in exc.errors()]) from None
-    problems = check_graph(flow, source)
+        raise FlowError(_unique(early + [_explain(source, err) for err in exc.errors()])) from None
+    problems = early + check_graph(flow, source)
     if problems:
-        raise FlowError(problems)
+        raise FlowError(_unique(problems))
     return LoadedFlow(flow, source, hashlib.sha256(text.encode("utf-8")).hexdigest()[:16])
+
+
+FLOW_KEYS = {"name", "language", "start", "steps"}
+KEY_FIELDS = {"keys", "yes_keys", "no_keys", "menu_repeat_keys", "finish_keys"}
+
+
+def _unique(problems: list[Problem]) -> list[Problem]:
+    return list(dict.fromkeys(problems))
+
+
+def _number_traps(source: Source) -> list[Problem]:
+    """`keys: 012` is the number 10 to YAML: key 0 would silently stop working. Phone numbers and
+    variables are text the model refuses as numbers (see _explain); keys it takes bare, so check here."""
+    out = []
+    for path, literal in source.literals.items():
+        if path and path[-1] in KEY_FIELDS and isinstance(_value(source.data, path), (int, float)) \
+                and literal != str(_value(source.data, path)):
+            out.append(source.problem(path, f"{path[-1]}: {literal} unquoted is read by YAML as the number "
+                                            f"{_value(source.data, path)!r}, so the keys would not be {literal}; "
+                                            f"quote it: {path[-1]}: \"{literal}\""))
+    return out
+
+
+def _value(data, path):
+    for part in path:
+        data = data[part]
+    return data
 
 
 def _with_defaults(data: dict) -> dict:
     """Language defaults under the flow's etiquette, the flow's under each step's."""
     pack = language_pack(str(data.get("language", "")))
     flow_etiquette = merge(pack, data.get("etiquette") if isinstance(data.get("etiquette"), dict) else {})
-    data = {**data, "etiquette": flow_etiquette}
+    own = data.get("etiquette")
+    data = {**data, "etiquette": flow_etiquette if own is None or isinstance(own, dict) else own}  # bad: the model says so
     steps = data.get("steps")
     if isinstance(steps, dict):
         data["steps"] = {
@@ -103,31 +155,164 @@ def _with_defaults(data: dict) -> dict:
 
 
 def _explain(source: Source, err: dict) -> Problem:
+    """One pydantic error as a sentence about the flow: none of pydantic's own words reach ops."""
     loc = tuple(err["loc"])
     # pydantic puts model-validator errors at the model and union branches in the path: drop those.
     path = tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p.startswith("function-"))))
-    kind, msg = err["type"], err["msg"].removeprefix("Value error, ")
+    kind, value, ctx = err["type"], err.get("input"), err.get("ctx") or {}
     field = path[-1] if path else "flow"
-    if isinstance(err.get("input"), bool):
-        msg = (f"'{field}' was read by YAML as {str(err['input']).lower()}: words like yes, no, on and off "
+    name = f"'{field}'" if not isinstance(field, int) else f"item {field + 1} of '{path[-2]}'"
+    literal = source.literals.get(path)
+    if kind == "value_error" and not isinstance(value, bool):  # our own validators' words
+        return source.problem(path, err["msg"].removeprefix("Value error, "))
+    if isinstance(value, bool):
+        msg = (f"{name} was read by YAML as {str(value).lower()}: words like yes, no, on and off "
                f"must be in quotes (\"yes\")")
+    elif literal is not None and kind in ("string_type", "string_pattern_mismatch"):
+        msg = (f"{name}: {literal} unquoted is read by YAML as the number {value!r}, not as text "
+               f"(a leading 0 or '+' is lost); quote it: \"{literal}\"")
+    elif value is None and kind in ("string_type", "dict_type", "model_type", "list_type"):
+        msg = f"{name} is empty; {_MISSING.get(field, 'write a value after the colon, or remove the line')}"
     elif kind == "missing":
-        msg = f"'{field}' is missing here"
+        msg = f"{name} is missing here; {_MISSING.get(field, 'add it')}"
     elif kind == "extra_forbidden":
-        msg = f"'{field}' is not a known setting here; check the spelling (`ivr schema` lists them all)"
+        line, col = source.key_positions.get(path) or source.where(path)
+        return Problem(source.file, line, col, _unknown_setting(path, field))
     elif kind == "literal_error":
-        msg = f"'{err.get('input')}' is not allowed for '{field}': {msg}"
+        allowed = [a.strip(" '") for a in str(ctx.get("expected", "")).replace(" or ", ",").split(",") if a.strip()]
+        close = difflib.get_close_matches(str(value), allowed, n=1)
+        msg = (f"'{value}' is not allowed for '{field}'; use {' or '.join(allowed)}"
+               + (f" (did you mean '{close[0]}'?)" if close else ""))
     elif kind == "string_pattern_mismatch":
-        msg = f"'{err.get('input')}' is not valid for '{field}' (expected {_PATTERN_HINT.get(field, msg)})"
-    elif kind in ("string_type", "dict_type", "list_type", "model_type", "float_parsing", "int_parsing"):
-        msg = f"'{field}': {msg.lower()}"
+        hint = _PATTERN_HINT.get(field, _PATTERN_HINT.get(path[-2] if len(path) > 1 else "", "other text"))
+        quotes = "; Chinese quotes \u201c \u201d are not YAML quotes: use \"" if re.search("[\u201c\u201d\u2018\u2019]", str(value)) else ""
+        msg = f"'{value}' is not valid for {name}; expected {hint}{quotes}"
+    elif kind in ("string_too_short",):
+        msg = f"{name} is empty; {_EMPTY.get(field, 'write the words, or remove the line')}"
+    elif kind == "too_short":
+        msg = f"{name} is empty; {_EMPTY.get(field, 'it needs at least one item')}"
+    elif kind == "string_type":
+        msg = f"{name} is {_describe(value)}; it should be text{_indent_hint(value)}"
+    elif kind in ("dict_type", "model_type", "model_attributes_type", "mapping_type"):
+        if len(path) == 2 and path[0] == "steps":
+            msg = (f"step '{field}' is {_describe(value)}; a step is a set of settings (say:, next:...) on the "
+                   f"lines below it (if '{field}' belongs to the step above, indent it like that step's settings)")
+        else:
+            msg = f"{name} is {_describe(value)}; it should be a set of settings (name: value) on the lines below it"
+    elif kind in ("list_type", "tuple_type", "set_type"):
+        msg = f"{name} is {_describe(value)}; it should be a list, like [a, b], or lines starting with '- '"
+    elif kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+        bound = {"greater_than_equal": f"at least {ctx.get('ge')}", "greater_than": f"more than {ctx.get('gt')}",
+                 "less_than_equal": f"at most {ctx.get('le')}", "less_than": f"less than {ctx.get('lt')}"}[kind]
+        msg = f"{name} is {value}; it must be {bound}"
+    elif kind in ("float_type", "float_parsing", "int_type", "int_parsing", "int_from_float", "finite_number"):
+        msg = f"{name} is {_describe(value)}; it should be a number, like 0.5"
+    elif kind in ("bool_type", "bool_parsing"):
+        msg = f"{name} is {_describe(value)}; it should be true or false"
+    else:
+        msg = f"{name} cannot be {_describe(value)}; `ivr schema` shows what it takes"
     return source.problem(path, msg)
+
+
+def _describe(value) -> str:
+    if value is None:
+        return "nothing (it is empty)"
+    if isinstance(value, dict):
+        return "a set of settings"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f"the number {value}"
+    text = str(value)
+    return f"the text '{text[:40]}{'…' if len(text) > 40 else ''}'"
+
+
+def _indent_hint(value) -> str:
+    return " (if the lines below belong to it, they are indented too far)" if isinstance(value, dict) else ""
+
+
+def _model_at(path: tuple):
+    """The model class (or type) a path into the flow's data stands for, or None."""
+    from typing import Annotated, Union, get_args, get_origin
+    import types as _types
+
+    from pydantic import BaseModel
+
+    def unwrap(t):
+        while True:
+            origin = get_origin(t)
+            if origin is Annotated:
+                t = get_args(t)[0]
+            elif origin in (Union, _types.UnionType):
+                args = [a for a in get_args(t) if a is not type(None)]
+                t = next((a for a in args if isinstance(a, type) and issubclass(a, BaseModel)), args[0])
+            else:
+                return t
+
+    t = Flow
+    for part in path:
+        t = unwrap(t)
+        if isinstance(t, type) and issubclass(t, BaseModel):
+            f = t.model_fields.get(part) if isinstance(part, str) else None
+            if f is None:
+                return None
+            t = f.annotation
+        elif get_origin(t) in (list, dict):
+            t = get_args(t)[-1]
+        else:
+            return None
+    return unwrap(t)
+
+
+def _unknown_setting(path: tuple, field) -> str:
+    from pydantic import BaseModel
+
+    from ivr.flow.model import Step
+
+    model = _model_at(path[:-1])
+    known = list(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else []
+    close = difflib.get_close_matches(str(field), known, n=1, cutoff=0.6)
+    if model is Step and field not in known:
+        guess = f"did you mean '{close[0]}'? " if close else ""
+        return (f"'{field}' is not a step kind; {guess}a step is one of: {', '.join(KINDS)} "
+                f"(plus next: and etiquette:)")
+    if close:
+        return f"'{field}' is not a known setting here; did you mean '{close[0]}'?"
+    listed = f" (known here: {', '.join(known)})" if known and len(known) <= 12 else ""
+    return f"'{field}' is not a known setting here; check the spelling{listed} (`ivr schema` lists them all)"
+
+
+_MISSING = {
+    "name": "add the flow's name, e.g. name: bank_hotline",
+    "language": "add language: cmn-CN or language: en-US",
+    "start": "name the first step, e.g. start: greeting",
+    "steps": "add steps: with at least one step",
+    "prompt": "add the question the caller hears",
+    "go": "name the step this option leads to, e.g. go: farewell",
+    "to": "add the phone number, in quotes, e.g. to: \"+861095500001\"",
+    "say": "add the words the caller hears",
+    "variable": "name the variable to check, e.g. variable: surname",
+    "otherwise": "name the step for any other value",
+    "directory": "name the directory file next to the flow, e.g. directory: callers.yaml",
+    "set": "list the variables to set, e.g. set: {surname: surname}",
+    "offer": "add offer: keep_waiting, try_again, call_back or message",
+    "keys": "add the key, in quotes, e.g. keys: \"1\"",
+}
+_EMPTY = {
+    "steps": "a flow needs at least one step",
+    "options": "a menu needs at least one option: - {keys: \"1\", words: [...], go: step}",
+    "prompt": "write the question the caller hears",
+    "say": "write the words the caller hears",
+    "reason": "write why, in words the caller hears",
+    "ask": "write the question, in words the caller hears",
+}
 
 
 _PATTERN_HINT = {
     "keys": "phone keys: digits 0-9, * or #",
     "to": "a phone number in E.164 form, like +8610XXXXXXXX",
     "transfer_to": "a phone number in E.164 form, like +8610XXXXXXXX",
+    "numbers": "a phone number in E.164 form, like +8610XXXXXXXX",
     "name": "letters, digits, '_', '-' or '.'",
 }
 

@@ -58,6 +58,7 @@ class Source:
     # Path -> the text as written, for plain (unquoted) values YAML read as a number, a date...:
     # `keys: 012` is the number 10, `to: +8610...` loses its '+'; the loader says "quote it"
     literals: dict = field(default_factory=dict)
+    key_positions: dict = field(default_factory=dict)  # Path -> (line, col) of the key itself
 
     def where(self, path: Path) -> tuple[int, int]:
         """Position of `path`, or of its nearest ancestor that exists in the file."""
@@ -117,6 +118,7 @@ class _Builder:
         self.file = file
         self.positions: dict = {}
         self.literals: dict = {}
+        self.keys: dict = {}
         self.problems: list[Problem] = []
 
     def add(self, mark, message: str) -> None:
@@ -166,6 +168,7 @@ class _Builder:
                 self.add(key_node.start_mark,
                          f"'{key}' is defined twice (first at line {first[0]}); names must be unique")
                 continue
+            self.keys[path + (key,)] = where
             out[key] = self.build(value_node, path + (key,))
             self.positions[path + (key,)] = where if not isinstance(value_node, yaml.ScalarNode) else (
                 value_node.start_mark.line + 1, value_node.start_mark.column + 1)
@@ -423,4 +426,5 @@ def read_yaml(text: str, file: str = "<flow>") -> Source:
     data = builder.build(root, ())
     if builder.problems:
         raise FlowError(builder.problems)
-    return Source(file=file, text=text, data=data, positions=builder.positions, literals=builder.literals)
+    return Source(file=file, text=text, data=data, positions=builder.positions, literals=builder.literals,
+                  key_positions=builder.keys)

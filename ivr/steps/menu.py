@@ -18,7 +18,7 @@ class Option(Strict):
     @model_validator(mode="after")
     def _has_a_trigger(self):
         if not self.keys and not self.words:
-            raise ValueError("an option needs keys, words or both")
+            raise ValueError("an option needs keys, words or both; add keys: \"1\" or words: [...]")
         return self
 
 
