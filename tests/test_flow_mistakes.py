@@ -282,3 +282,58 @@ def test_a_ring_limit_of_0s_is_refused():
     text = edit(*TRANSFER).replace("ring_limit: 30s", "ring_limit: 0s")
     line, col, msg = one(text, "longer than 0s")
     assert (line, col) == (19, 19)
+
+
+# --- templates (issue 10, issue 12 items 11 and 14) -------------------------------------------
+
+@pytest.mark.parametrize("template, words", [
+    ("您好{orgg}", "'{orgg}' names no variable of this flow"),
+    ("您好{0.__init__}", "'{0.__init__}' is not a plain variable"),
+    ("您好{org.__doc__}", "write {org}"),
+    ("您好{org:>100000000}", "without '.', '[', ':' or '!'"),
+    ("您好{org!z}", "'{org!z}' is not a plain variable"),
+    ("您好{org:d}", "'{org:d}' is not a plain variable"),
+    ("Hello {org", "never closed"),
+    ("Hello org}", "a lone '}'"),
+    ("Hello {}", "an empty '{}'"),
+])
+def test_templates_are_bare_names_of_known_variables(template, words):
+    text = edit("name: tiny", "name: tiny\nvariables: {org: 示范银行}").replace(
+        "    say: 您好,欢迎致电示范银行客户服务热线,请问有什么可以帮助您?", f'    say: "{template}"')
+    line, col, msg = one(text, words)
+    assert (line, col) == (8, 10)
+
+
+def test_known_variables_and_escapes_load_and_render():
+    from ivr.engine.engine import Engine
+
+    text = edit("name: tiny", "name: tiny\nvariables: {org: 示范银行}").replace(
+        "    say: 您好,欢迎致电示范银行客户服务热线,请问有什么可以帮助您?",
+        '    say: "{org}{{org}}来电{caller}"').replace(
+        "    next: menu", "    next: named\n  named:\n    set: {who: \"{org}客户\"}\n    next: menu").replace(
+        "      prompt: 查询请按1。", "      prompt: \"{who}请按1。\"")
+    engine = Engine(load_flow_text(text, "flow.yaml"))
+    state = engine.new_call("+8613800138000")
+    said = [a.text for a in engine.start(state).actions if hasattr(a, "text")]
+    assert said[:2] == ["示范银行{org}来电+8613800138000", "示范银行客户请按1。"]
+
+
+def test_templates_in_etiquette_and_fallback_are_checked():
+    text = edit("steps:\n", "fallback: {say: \"抱歉{org.__class__}\"}\netiquette:\n  goodbye: {say: \"再见{nobody}\"}\nsteps:\n")
+    assert one(text, "not a plain variable")[0] == 5
+    assert one(text, "'{nobody}'")[0] == 7
+
+
+def test_an_apology_that_cannot_render_falls_back_to_the_built_in_one():
+    from ivr.engine.engine import LAST_RESORT, Engine
+
+    engine = Engine(load_flow_text(GOOD, "flow.yaml"))
+    assert engine.apology(None) == "非常抱歉,系统暂时出现问题。"
+    engine.render = lambda text, state: 1 / 0
+    assert engine.apology(None) == LAST_RESORT["cmn-CN"]
+
+
+def test_render_never_formats():
+    from ivr.flow.template import render
+
+    assert render("{org:>100000000}{0.__init__}{org}", {"org": "x"}) == "{org:>100000000}{0.__init__}x"

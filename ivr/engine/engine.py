@@ -24,6 +24,8 @@ from ivr.flow.model import Etiquette, Step
 from ivr.steps import KINDS
 
 MAX_STEPS_PER_TURN = 50  # a say->say loop with no listening would otherwise spin forever
+# said when a flow's own apology cannot be rendered (the loader checks it, so this is a last resort)
+LAST_RESORT = {"cmn-CN": "非常抱歉,系统暂时出现问题。", "en-US": "We are sorry, something went wrong on our side."}
 
 __all__ = ["Engine", "EngineError", "mentions"]
 
@@ -90,7 +92,12 @@ class Engine:
         return " ".join(t for t in (self.render(text, state), defaults.whisper_accept) if t)
 
     def apology(self, state: CallState | None = None) -> str:
-        return self.render(self.flow.fallback.say or self.flow.etiquette.apology, state)
+        """The flow's apology; if even that cannot be rendered, a built-in one (the apology must never
+        become the failure: issue 12, item 14)."""
+        try:
+            return self.render(self.flow.fallback.say or self.flow.etiquette.apology, state)
+        except Exception:  # noqa: BLE001 - the last resort must not fail
+            return LAST_RESORT.get(self.flow.language, LAST_RESORT["en-US"])
 
     def etiquette(self, step: Step | None) -> Etiquette:
         return step.etiquette if step is not None and step.etiquette is not None else self.flow.etiquette

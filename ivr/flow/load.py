@@ -16,6 +16,8 @@ import yaml
 from pydantic import ValidationError
 
 from ivr.flow.model import Flow
+from ivr.flow.template import BUILT_IN
+from ivr.flow.template import problems as template_problems
 from ivr.flow.source import MAX_FLOW_BYTES, FlowError, Problem, Source, read_yaml
 from ivr.steps import KINDS
 
@@ -339,12 +341,71 @@ def check_graph(flow: Flow, source: Source) -> list[Problem]:
             target(at + path, dest)
         kind = KINDS[step.kind]
         problems += kind.check(getattr(step, step.kind), step, flow, source, at)
+    problems += check_templates(flow, source)
     reached = reachable(flow)
     for name in flow.steps:
         if name not in reached:
             problems.append(source.problem(("steps", name), f"step '{name}' can never be reached: "
                                            f"no step, offer or ladder leads to it; link it or delete it"))
     return problems
+
+
+_NOT_TEXT = {"rate", "volume", "music", "offer", "keys", "yes_keys", "no_keys", "menu_repeat_keys", "words",
+             "yes_words", "no_words", "then", "at_limit_offers", "declined_offers", "unanswered_offers"}
+
+
+def etiquette_texts(model, path: tuple):
+    """(path, text) of every text of an etiquette block that is rendered as a template."""
+    from pydantic import BaseModel
+
+    for name in type(model).model_fields:
+        if name in _NOT_TEXT:
+            continue
+        value = getattr(model, name)
+        if isinstance(value, BaseModel):
+            yield from etiquette_texts(value, path + (name,))
+        elif isinstance(value, str):
+            yield path + (name,), value
+        elif isinstance(value, list):
+            yield from ((path + (name, i), v) for i, v in enumerate(value) if isinstance(v, str))
+
+
+def variables_of(flow: Flow) -> set[str]:
+    """Every variable a template may name: the flow's, those set by set: and lookup steps, the built-ins."""
+    names = set(flow.variables) | set(BUILT_IN)
+    for step in flow.steps.values():
+        if step.kind == "set":
+            names |= set(step.set)
+        elif step.kind == "lookup":
+            names |= set(step.lookup.set)
+    return names
+
+
+def check_templates(flow: Flow, source: Source) -> list[Problem]:
+    """Every text a caller (or an agent, in a whisper) can hear is a template of known variables:
+    step texts, set: values, the etiquette's wording (flow-wide and per step) and the fallback apology."""
+    known = variables_of(flow)
+    texts: list[tuple[tuple, str]] = list(etiquette_texts(flow.etiquette, ("etiquette",)))
+    if flow.fallback.say:
+        texts.append((("fallback", "say"), flow.fallback.say))
+    for name, step in flow.steps.items():
+        at = ("steps", name)
+        spec = getattr(step, step.kind)
+        texts += [(at + path, text) for path, text in KINDS[step.kind].texts(spec, step, flow)]
+        if step.kind == "set":
+            texts += [(at + ("set", var), value) for var, value in spec.items()]
+        elif step.kind == "transfer" and spec.whisper:
+            texts.append((at + ("transfer", "whisper"), spec.whisper))
+        if step.etiquette is not None and step.etiquette is not flow.etiquette:
+            texts += list(etiquette_texts(step.etiquette, at + ("etiquette",)))
+    out, seen = [], set()
+    for path, text in texts:
+        for message in template_problems(text, known):
+            key = (source.where(path), message)
+            if key not in seen:  # a step's etiquette repeats the flow's wording: say it once
+                seen.add(key)
+                out.append(source.problem(path, message))
+    return out
 
 
 def step_targets(step, flow) -> list[tuple[tuple, str]]:
