@@ -337,3 +337,29 @@ def test_render_never_formats():
     from ivr.flow.template import render
 
     assert render("{org:>100000000}{0.__init__}{org}", {"org": "x"}) == "{org:>100000000}{0.__init__}x"
+
+
+# --- menus ------------------------------------------------------------------------------------
+
+MENU = '        - {keys: "1", words: [查询], go: bye}'
+
+
+@pytest.mark.parametrize("options, line, words", [
+    ('        - {keys: "1", words: [查询], go: bye}\n        - {keys: "1", words: [余额], go: bye}', 14,
+     "key '1' is used twice (option 1 has it too)"),
+    ('        - {keys: "*", words: [查询], go: bye}', 13, "key '*' is taken by the etiquette: it repeats the last words louder"),
+    ('        - {keys: "9", words: [查询], go: bye}', 13, "key '9' is taken by the etiquette: it repeats the menu"),
+    ('        - {keys: "1", words: [查询], go: bye}\n        - {keys: "2", words: [余额, 查询], go: bye}', 14,
+     "'查询' is a word of option 1 too"),
+    ('        - {words: [查询], go: bye}\n        - {keys: "2", words: [查询], go: bye}', 13,
+     "option 1 can never be chosen"),
+])
+def test_menu_keys_and_words_that_cannot_work(options, line, words):
+    text = edit(MENU, options)
+    assert one(text, words)[0] == line
+
+
+def test_menu_keys_reserved_by_the_flows_own_etiquette():
+    text = edit("steps:\n", "etiquette:\n  menu_repeat_keys: \"0\"\nsteps:\n", edit(MENU, MENU.replace('"1"', '"0"')))
+    assert "repeats the menu" in one(text, "key '0' is taken")[2]
+    assert load_flow_text(text.replace('{keys: "0"', '{keys: "9"'), "flow.yaml")  # 9 is free now
