@@ -363,3 +363,65 @@ def test_menu_keys_reserved_by_the_flows_own_etiquette():
     text = edit("steps:\n", "etiquette:\n  menu_repeat_keys: \"0\"\nsteps:\n", edit(MENU, MENU.replace('"1"', '"0"')))
     assert "repeats the menu" in one(text, "key '0' is taken")[2]
     assert load_flow_text(text.replace('{keys: "0"', '{keys: "9"'), "flow.yaml")  # 9 is free now
+
+
+# --- files a flow names stay in its folder (issue 12, item 12) ---------------------------------
+
+LOOKUP = ("start: hello", "start: who")
+WHO = "  who:\n    lookup:\n      directory: DIR\n      set: {surname: surname}\n    next: hello\n"
+
+
+def flow_with_directory(tmp_path, directory: str):
+    from pathlib import Path
+
+    folder = tmp_path / "flows"
+    folder.mkdir(exist_ok=True)
+    (folder / "callers.yaml").write_text('"+8613800138000": {surname: 张}\n', encoding="utf-8")
+    path = folder / "flow.yaml"
+    path.write_text(edit(*LOOKUP) + WHO.replace("DIR", directory), encoding="utf-8")
+    return Path(path)
+
+
+def load_problems(path):
+    from ivr.flow import load_flow
+
+    with pytest.raises(FlowError) as err:
+        load_flow(path)
+    return err.value.problems
+
+
+@pytest.mark.parametrize("directory, words", [
+    ("/dev/zero", "absolute path"), ("/etc/passwd", "absolute path"), ("../outside.yaml", "goes up out of"),
+    ("sub/../../outside.yaml", "goes up out of"), ("link.yaml", "link to a file outside"),
+    ("folder", "not a regular file"), ("big.yaml", "is larger than 1,000,000 bytes"), ("list.yaml", "not a list of callers"),
+    ("nobody.yaml", "does not exist next to the flow")])
+def test_a_lookup_directory_must_be_a_small_regular_file_in_the_flows_folder(tmp_path, directory, words):
+    (tmp_path / "outside.yaml").write_text('"+8613800138000": {surname: 张}\n', encoding="utf-8")
+    path = flow_with_directory(tmp_path, directory)
+    (path.parent / "link.yaml").symlink_to(tmp_path / "outside.yaml")
+    (path.parent / "folder").mkdir()
+    (path.parent / "big.yaml").write_text("#" * 1_000_001, encoding="utf-8")
+    (path.parent / "list.yaml").write_text("- a\n", encoding="utf-8")
+    start = time.perf_counter()
+    (p,) = load_problems(path)
+    assert time.perf_counter() - start < 2
+    assert words in p.message and p.line == 18 and ("callers.yaml" in p.message or "+8613800138000" in p.message)
+
+
+def test_a_directory_is_read_at_load_and_never_during_a_call(tmp_path):
+    from ivr.engine.engine import Engine
+    from ivr.flow import load_flow
+
+    path = flow_with_directory(tmp_path, "callers.yaml")
+    engine = Engine(load_flow(path))
+    (path.parent / "callers.yaml").unlink()
+    state = engine.new_call("+8613800138000")
+    engine.start(state)
+    assert state.variables["surname"] == "张"
+
+
+def test_a_broken_directory_is_reported_in_its_own_file(tmp_path):
+    path = flow_with_directory(tmp_path, "callers.yaml")
+    (path.parent / "callers.yaml").write_text('"+8613800138000": {surname: 张}\n"+8613900139000": 李\n', encoding="utf-8")
+    (p,) = load_problems(path)
+    assert p.file.endswith("callers.yaml") and p.line == 2 and "not a set of fields" in p.message

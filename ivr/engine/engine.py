@@ -7,10 +7,6 @@ log facts (ivr.call.facts) beside them. One `Engine` per loaded flow version; `s
 """
 from __future__ import annotations
 
-from pathlib import Path
-
-import yaml
-
 from ivr.call import facts
 from ivr.engine import actions as act
 from ivr.engine import events as ev
@@ -34,7 +30,6 @@ class Engine:
     def __init__(self, loaded: LoadedFlow):
         self.loaded = loaded
         self.flow = loaded.flow
-        self._directories: dict[str, dict] = {}
 
     # --- public API ---------------------------------------------------------
     def new_call(self, caller: str = "", called: str = "") -> CallState:
@@ -106,11 +101,8 @@ class Engine:
         return render(text, state)
 
     def directory(self, name: str) -> dict:
-        if name not in self._directories:
-            path = Path(self.loaded.path).parent / name
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else {}
-            self._directories[name] = {str(k): v for k, v in (data or {}).items()}
-        return self._directories[name]
+        """A caller directory as read and checked when the flow loaded: no file is opened during a call."""
+        return self.loaded.directories.get(name, {})
 
     # --- walking the flow ---------------------------------------------------------
     def _walk(self, run: Run) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -18,8 +18,9 @@ from pydantic import ValidationError
 from ivr.flow.model import Flow
 from ivr.flow.template import BUILT_IN
 from ivr.flow.template import problems as template_problems
-from ivr.flow.source import MAX_FLOW_BYTES, FlowError, Problem, Source, read_yaml
+from ivr.flow.source import FlowError, Problem, Source, read_bounded, read_yaml  # noqa: F401 (re-exported)
 from ivr.steps import KINDS
+from ivr.steps.lookup import read_directory
 
 LADDERS = ("silence", "quiet", "noisy", "not_understood")
 PACKS = Path(__file__).resolve().parent.parent / "etiquette" / "packs"
@@ -30,6 +31,8 @@ class LoadedFlow:
     flow: Flow
     source: Source
     version: str  # content hash of the exact text: what a call pins at its start
+    # the caller directories its lookup steps name, read and checked at load: the engine never opens a file
+    directories: dict = field(default_factory=dict)  # name as written -> {phone number: {field: text}}
 
     @property
     def path(self) -> str:
@@ -64,27 +67,6 @@ def flows_in(directory: str | Path) -> list[Path]:
     return [p for p in sorted({*directory.glob("*.yaml"), *directory.glob("*.yml")}) if is_flow_file(p)]
 
 
-def read_bounded(path: Path, limit: int = MAX_FLOW_BYTES, what: str = "flow .yaml file") -> str:
-    """The text of a regular file of at most `limit` bytes, as UTF-8; FlowError otherwise.
-    Never reads more than `limit` bytes (a device such as /dev/zero never ends)."""
-    file = str(path)
-    try:
-        if not path.is_file():
-            message = ("no such file" if not path.exists() else "this is not a regular file (a folder or a device)")
-            raise FlowError([Problem(file, 1, 1, f"{message}; give the path of a {what}")])
-        with path.open("rb") as handle:
-            data = handle.read(limit + 1)
-    except OSError as exc:
-        raise FlowError([Problem(file, 1, 1, f"cannot read the file ({exc.strerror}); give the path of a {what}")]) from None
-    if len(data) > limit:
-        raise FlowError([Problem(file, 1, 1, f"the file is larger than {limit:,} bytes; a {what} is at most that: "
-                                             f"split it")])
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise FlowError([Problem(file, 1, 1, f"not UTF-8 text ({exc.reason}); save the file as UTF-8")]) from None
-
-
 def load_flow(path: str | Path) -> LoadedFlow:
     path = Path(path)
     return load_flow_text(read_bounded(path), str(path))
@@ -109,9 +91,15 @@ def load_flow_text(text: str, file: str = "<flow>") -> LoadedFlow:
     except ValidationError as exc:
         raise FlowError(_unique(early + [_explain(source, err) for err in exc.errors()])) from None
     problems = early + check_graph(flow, source)
+    directories = {}
+    for name, step in flow.steps.items():
+        if step.kind == "lookup" and step.lookup.directory not in directories:
+            data, found = read_directory(file, step.lookup.directory, source, ("steps", name, "lookup", "directory"))
+            directories[step.lookup.directory] = data
+            problems += found
     if problems:
         raise FlowError(_unique(problems))
-    return LoadedFlow(flow, source, hashlib.sha256(text.encode("utf-8")).hexdigest()[:16])
+    return LoadedFlow(flow, source, hashlib.sha256(text.encode("utf-8")).hexdigest()[:16], directories)
 
 
 FLOW_KEYS = {"name", "language", "start", "steps"}

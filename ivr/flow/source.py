@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from pathlib import Path as FilePath
 
 import yaml
 
@@ -395,6 +396,27 @@ def _indentation(lines: list[str], index: int) -> tuple[int, int, str] | None:
             f"wrong indentation: {name} is indented {here} spaces, which lines up with nothing above it; "
             f"to keep it{inside}, "
             f"indent it {target[0]} spaces like '{target[1]}' on line {target[2]}: move it {how}{other}")
+
+
+def read_bounded(path: FilePath, limit: int = MAX_FLOW_BYTES, what: str = "flow .yaml file") -> str:
+    """The text of a regular file of at most `limit` bytes, as UTF-8; FlowError otherwise.
+    Never reads more than `limit` bytes (a device such as /dev/zero never ends)."""
+    file = str(path)
+    try:
+        if not path.is_file():
+            message = ("no such file" if not path.exists() else "this is not a regular file (a folder or a device)")
+            raise FlowError([Problem(file, 1, 1, f"{message}; give the path of a {what}")])
+        with path.open("rb") as handle:
+            data = handle.read(limit + 1)
+    except OSError as exc:
+        raise FlowError([Problem(file, 1, 1, f"cannot read the file ({exc.strerror}); give the path of a {what}")]) from None
+    if len(data) > limit:
+        raise FlowError([Problem(file, 1, 1, f"the file is larger than {limit:,} bytes; a {what} is at most that: "
+                                             f"split it")])
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FlowError([Problem(file, 1, 1, f"not UTF-8 text ({exc.reason}); save the file as UTF-8")]) from None
 
 
 def read_yaml(text: str, file: str = "<flow>") -> Source:
