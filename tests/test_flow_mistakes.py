@@ -425,3 +425,22 @@ def test_a_broken_directory_is_reported_in_its_own_file(tmp_path):
     (path.parent / "callers.yaml").write_text('"+8613800138000": {surname: 张}\n"+8613900139000": 李\n', encoding="utf-8")
     (p,) = load_problems(path)
     assert p.file.endswith("callers.yaml") and p.line == 2 and "not a set of fields" in p.message
+
+
+# --- flows the engine can never run (issue 12, item 13) ---------------------------------------
+
+def test_a_say_loop_without_listening_does_not_validate():
+    text = edit("    next: menu", "    next: again") + "  again:\n    say: 再说一遍\n    next: hello\n"
+    line, col, msg = one(text, "go round without ever listening")
+    assert "'hello' → 'again' → 'hello'" in msg and line == 6
+
+
+def test_a_chain_longer_than_the_engine_takes_in_one_turn_does_not_validate():
+    from ivr.engine.engine import MAX_STEPS_PER_TURN
+
+    chain = "".join(f"  s{i}:\n    say: 第{i}句\n    next: {'s' + str(i + 1) if i < 60 else 'menu'}\n" for i in range(61))
+    text = edit("    next: menu", "    next: s0") + chain
+    line, col, msg = one(text, f"at most {MAX_STEPS_PER_TURN} in one turn")
+    assert "from step 'hello', 63 steps follow one another" in msg and line == 6
+    short = "".join(f"  s{i}:\n    say: 第{i}句\n    next: {'s' + str(i + 1) if i < 47 else 'menu'}\n" for i in range(48))
+    assert load_flow_text(edit("    next: menu", "    next: s0") + short, "flow.yaml")

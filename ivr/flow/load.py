@@ -23,6 +23,7 @@ from ivr.steps import KINDS
 from ivr.steps.lookup import read_directory
 
 LADDERS = ("silence", "quiet", "noisy", "not_understood")
+MAX_STEPS_PER_TURN = 50  # steps the engine enters in one turn; a longer chain (or a loop) is a broken flow
 PACKS = Path(__file__).resolve().parent.parent / "etiquette" / "packs"
 
 
@@ -330,6 +331,7 @@ def check_graph(flow: Flow, source: Source) -> list[Problem]:
         kind = KINDS[step.kind]
         problems += kind.check(getattr(step, step.kind), step, flow, source, at)
     problems += check_templates(flow, source)
+    problems += check_turns(flow, source)
     reached = reachable(flow)
     for name in flow.steps:
         if name not in reached:
@@ -394,6 +396,50 @@ def check_templates(flow: Flow, source: Source) -> list[Problem]:
                 seen.add(key)
                 out.append(source.problem(path, message))
     return out
+
+
+def check_turns(flow: Flow, source: Source) -> list[Problem]:
+    """Issue 12, item 13: a flow the engine can never run does not validate. Steps that go on at
+    once (say, set, branch, lookup, callback) must not loop without a step that listens or ends,
+    nor chain more than the engine's MAX_STEPS_PER_TURN in one turn. Linear: one iterative walk."""
+    on = {name: step for name, step in flow.steps.items() if KINDS[step.kind].goes_on}
+    nexts = {name: [w.to for w in KINDS[step.kind].ways_out(step, flow) if w.to in flow.steps]
+             for name, step in on.items()}
+    longest: dict[str, int] = {}  # steps a turn enters from here, the step that stops it included
+    colour: dict[str, int] = {}  # 1 on the walk, 2 done
+    problems, loops = [], set()
+    for root in on:
+        if root in colour:
+            continue
+        stack = [(root, iter(nexts[root]))]
+        colour[root] = 1
+        while stack:
+            name, it = stack[-1]
+            nxt = next(it, None)
+            if nxt is None:
+                stack.pop()
+                colour[name] = 2
+                longest[name] = max((1 + (longest.get(dest, 0) if dest in on else 1) for dest in nexts[name]),
+                                    default=1)
+            elif nxt in on and colour.get(nxt) == 1:
+                cycle = [n for n, _ in stack][[n for n, _ in stack].index(nxt):]
+                key = frozenset(cycle)
+                if key not in loops:
+                    loops.add(key)
+                    problems.append(source.problem(("steps", nxt), "steps " + " → ".join(
+                        f"'{n}'" for n in cycle + [nxt]) + " go round without ever listening to the caller, so a call "
+                        "would never move on; put a menu, hold, transfer, record or goodbye in the loop"))
+            elif nxt in on and nxt not in colour:
+                colour[nxt] = 1
+                stack.append((nxt, iter(nexts[nxt])))
+    if not problems:
+        entered_from_another = {dest for dests in nexts.values() for dest in dests if dest in on}
+        for name, n in longest.items():
+            if n > MAX_STEPS_PER_TURN and name not in entered_from_another:
+                problems.append(source.problem(("steps", name), f"from step '{name}', {n} steps follow one another "
+                    f"without listening to the caller; the engine takes at most {MAX_STEPS_PER_TURN} in one turn: "
+                    f"put a menu (or another step that listens) in between"))
+    return problems
 
 
 def step_targets(step, flow) -> list[tuple[tuple, str]]:

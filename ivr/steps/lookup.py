@@ -70,6 +70,7 @@ def read_directory(flow_file: str, name: str, source, at: tuple) -> tuple[dict, 
 
 @register
 class LookupKind(Kind):
+    goes_on = True
     name, spec, icon, fill = "lookup", Lookup, "🔎", "#eeeeee"
     description = "look the caller up by phone number and set variables from their entry"
 
