@@ -444,3 +444,21 @@ def test_a_chain_longer_than_the_engine_takes_in_one_turn_does_not_validate():
     assert "from step 'hello', 63 steps follow one another" in msg and line == 6
     short = "".join(f"  s{i}:\n    say: 第{i}句\n    next: {'s' + str(i + 1) if i < 47 else 'menu'}\n" for i in range(48))
     assert load_flow_text(edit("    next: menu", "    next: s0") + short, "flow.yaml")
+
+
+# --- offers: needed only where a hold or transfer offers a call back or a message --------------
+
+def test_a_flow_without_holds_or_transfers_needs_no_offers():
+    assert load_flow_text(edit("offers: {call_back: bye, leave_message: bye}\n", ""), "flow.yaml").flow.offers.call_back is None
+
+
+def test_a_hold_that_offers_a_call_back_needs_offers_and_says_why():
+    text = edit("offers: {call_back: bye, leave_message: bye}\n", "", edit(*HOLD).replace("LIMIT", "1m"))
+    found = problems(text)
+    hold = next(i for i, line in enumerate(text.splitlines(), 1) if line == "    hold:")
+    assert [p.line for p in found] == [hold, hold]
+    assert "when the caller declines, this hold offers a call back (press 2)" in found[0].message
+    assert "'offers: call_back' is missing; add offers: {call_back: arrange_call_back" in found[0].message
+    assert "'offers: leave_message' is missing" in found[1].message
+    own_ways = text.replace("      limit: 1m\n", "      limit: 1m\n      if_declined: bye\n      if_limit: bye\n")
+    assert load_flow_text(own_ways, "flow.yaml")

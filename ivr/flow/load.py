@@ -330,6 +330,7 @@ def check_graph(flow: Flow, source: Source) -> list[Problem]:
             target(at + path, dest)
         kind = KINDS[step.kind]
         problems += kind.check(getattr(step, step.kind), step, flow, source, at)
+    problems += check_offers(flow, source)
     problems += check_templates(flow, source)
     problems += check_turns(flow, source)
     reached = reachable(flow)
@@ -396,6 +397,37 @@ def check_templates(flow: Flow, source: Source) -> list[Problem]:
                 seen.add(key)
                 out.append(source.problem(path, message))
     return out
+
+
+OFFERS_EXAMPLE = ("offers: {call_back: arrange_call_back, leave_message: take_message}, with steps of your "
+                  "own such as arrange_call_back: {callback: {say: ...}, next: farewell} and take_message: "
+                  "{record: {prompt: ...}, next: farewell}")
+
+
+def check_offers(flow: Flow, source: Source) -> list[Problem]:
+    """`offers:` is needed only where a hold or transfer offers a call back or a message; then say why."""
+    from ivr.steps.consent import OFFER_STEPS
+
+    problems, told = [], set()
+    for name, step in flow.steps.items():
+        if step.kind not in ("hold", "transfer"):
+            continue
+        spec, et = getattr(step, step.kind), step.etiquette or flow.etiquette
+        lists = ([] if spec.if_declined else [("declines", et.hold.declined_offers)]) + (
+            [] if spec.if_limit else [("waits to the limit", et.hold.at_limit_offers)]) if step.kind == "hold" else (
+            [] if spec.if_unanswered else [("is not answered", et.transfer.unanswered_offers)])
+        for when, offers in lists:
+            for offer in offers:
+                field_ = OFFER_STEPS.get(offer.offer)
+                if field_ and getattr(flow.offers, field_) is None and field_ not in told:
+                    told.add(field_)
+                    words = "a call back" if field_ == "call_back" else "to leave a message"
+                    alt = {"hold": "if_declined: and if_limit:", "transfer": "if_unanswered:"}[step.kind]
+                    problems.append(source.problem(("steps", name, step.kind),
+                        f"when the caller {when}, this {step.kind} offers {words} (press {offer.keys}), but the flow "
+                        f"does not say which step that is: 'offers: {field_}' is missing; add {OFFERS_EXAMPLE} "
+                        f"(or give this {step.kind} its own {alt})"))
+    return problems
 
 
 def check_turns(flow: Flow, source: Source) -> list[Problem]:

@@ -145,10 +145,12 @@ STEP_KINDS = tuple(KINDS)
 
 
 class Offers(Strict):
-    """Where the engine sends a caller who chooses a call back or a message (E9, E10)."""
+    """Where the engine sends a caller who chooses a call back or a message (E9, E10). Needed only
+    by a hold or transfer that offers those choices (one without if_declined / if_limit /
+    if_unanswered); the loader says so, with an example, when one does and this is missing."""
 
-    call_back: StepName
-    leave_message: StepName
+    call_back: StepName | None = Field(None, description="a step of kind callback, e.g. arrange_call_back")
+    leave_message: StepName | None = Field(None, description="a step of kind record, e.g. take_message")
 
 
 class Fallback(Strict):
@@ -169,7 +171,8 @@ class Flow(Strict):
     variables: dict[str, str] = Field(default_factory=dict)
     jargon: list[Text] = Field(default_factory=list, description="words callers should not hear (E13)")
     start: StepName
-    offers: Offers
+    offers: Offers = Field(Offers(), description="where a call back and a message lead (needed by holds and "
+                                                 "transfers that offer them)")
     fallback: Fallback = Fallback()
     etiquette: Etiquette = Field(Etiquette(), description="overrides of the language's etiquette defaults")
     steps: dict[StepName, Step] = Field(min_length=1)
