@@ -20,10 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path as FilePath
 
 import yaml
+from yaml.composer import Composer
+from yaml.constructor import SafeConstructor
+from yaml.resolver import Resolver
 
 Path = tuple  # a path into the data: ("steps", "menu", "options", 0, "go")
 
-MAX_FLOW_BYTES = 1_000_000  # a 10,000-step flow is ~0.5 MB
+MAX_FLOW_BYTES = 2_000_000  # a 10,000-step flow is ~1.1 MB; ~1.3 s to load at this size
 MAX_DEPTH = 40  # the deepest shipped flow nests 6 levels
 MAX_SCALAR_CHARS = 20_000  # one text; Twilio speaks at most 4,096 characters per <Say>
 MAX_NUMBER_CHARS = 30  # a number longer than this is a phone number or text left unquoted
@@ -85,13 +88,11 @@ class _Refused(Exception):
         self.mark, self.message = mark, message
 
 
-class _Loader(yaml.SafeLoader):
+class _Bounded:
     """PyYAML's composer with the limits of an untrusted file: no anchors or aliases (so no
     exponential expansion), a bounded depth (no RecursionError) and bounded values."""
 
-    def __init__(self, text: str):
-        super().__init__(text)
-        self._depth = 0
+    _depth = 0
 
     def compose_node(self, parent, index):
         event = self.peek_event()
@@ -109,9 +110,35 @@ class _Loader(yaml.SafeLoader):
             if self._depth > MAX_DEPTH:
                 raise _Refused(event.start_mark, f"the settings here are nested more than {MAX_DEPTH} levels "
                                "deep; a flow needs no more than a few: check the indentation and brackets")
-            return super().compose_node(parent, index)
+            return Composer.compose_node(self, parent, index)
         finally:
             self._depth -= 1
+
+
+class _Loader(_Bounded, yaml.SafeLoader):
+    """Pure Python: slow, but its error messages are the ones _syntax() knows how to explain."""
+
+
+try:
+    from yaml._yaml import CParser
+except ImportError:  # no libyaml: the pure-Python loader does it all
+    _FastLoader = None
+else:
+    class _FastLoader(_Bounded, CParser, SafeConstructor, Resolver):
+        """libyaml's parser (~25x faster) under the same bounded composer; on any error the file is
+        read again by _Loader, for PyYAML's messages."""
+
+        def __init__(self, text: str):
+            CParser.__init__(self, text)
+            SafeConstructor.__init__(self)
+            Resolver.__init__(self)
+            self.anchors = {}
+
+        compose_scalar_node = Composer.compose_scalar_node
+        compose_sequence_node = Composer.compose_sequence_node
+        compose_mapping_node = Composer.compose_mapping_node
+        compose_document = Composer.compose_document
+        get_single_node = Composer.get_single_node
 
 
 class _Builder:
@@ -178,7 +205,7 @@ class _Builder:
     def _full_width_commas(self, nodes) -> None:
         """`[余额，账户]` is one word to YAML: the Chinese comma does not separate items."""
         for item in nodes:
-            if isinstance(item, yaml.ScalarNode) and item.style is None and any(c in item.value for c in _FULL_WIDTH_COMMAS):
+            if isinstance(item, yaml.ScalarNode) and not item.style and any(c in item.value for c in _FULL_WIDTH_COMMAS):
                 i = min(item.value.index(c) for c in _FULL_WIDTH_COMMAS if c in item.value)
                 comma = item.value[i]
                 where = yaml.Mark("", 0, item.start_mark.line, item.start_mark.column + i, None, None)
@@ -191,7 +218,7 @@ class _Builder:
         setting of its own, with no value."""
         previous = None
         for key_node, value_node in node.value:
-            orphan = (isinstance(key_node, yaml.ScalarNode) and key_node.style is None and key_node.value
+            orphan = (isinstance(key_node, yaml.ScalarNode) and not key_node.style and key_node.value
                       and isinstance(value_node, yaml.ScalarNode) and value_node.value == ""
                       and value_node.start_mark.index == value_node.end_mark.index
                       and previous is not None and previous.start_mark.line == key_node.start_mark.line)
@@ -199,7 +226,7 @@ class _Builder:
                 self.add(previous.start_mark,
                          f"the ',' after '{previous.value}' inside {{...}} ends the text, so '{key_node.value}' "
                          f"became a setting of its own; quote this text: \"{previous.value},{key_node.value}\"")
-            previous = value_node if isinstance(value_node, yaml.ScalarNode) and value_node.style is None else None
+            previous = value_node if isinstance(value_node, yaml.ScalarNode) and not value_node.style else None
 
     def scalar(self, node, path):
         tag = node.tag
@@ -219,7 +246,7 @@ class _Builder:
         except (ValueError, yaml.YAMLError):
             self.add(node.start_mark, f"'{node.value[:40]}' cannot be read as a value; put it in quotes")
             return node.value
-        if path is not None and node.style is None and value is not None:
+        if path is not None and not node.style and value is not None:
             self.literals[path] = node.value
         return value
 
@@ -419,15 +446,36 @@ def read_bounded(path: FilePath, limit: int = MAX_FLOW_BYTES, what: str = "flow 
         raise FlowError([Problem(file, 1, 1, f"not UTF-8 text ({exc.reason}); save the file as UTF-8")]) from None
 
 
+_FAILED = object()
+
+
+def _fast_compose(text: str):
+    """The node tree by libyaml; _FAILED if it is absent or finds an error (then the slow loader explains)."""
+    if _FastLoader is None:
+        return _FAILED
+    loader = _FastLoader(text)
+    try:
+        return loader.get_single_node()
+    except _Refused:
+        raise
+    except Exception:  # noqa: BLE001 - any complaint: read again with the loader whose words we know
+        return _FAILED
+    finally:
+        loader.dispose()
+
+
 def read_yaml(text: str, file: str = "<flow>") -> Source:
     """Parse YAML text; raise FlowError with positions for anything malformed."""
     if len(text) > MAX_FLOW_BYTES:
         raise FlowError([Problem(file, 1, 1, f"the file is {len(text):,} characters long; a flow file is at most "
                                              f"{MAX_FLOW_BYTES:,}: split it into several flows")])
     builder = _Builder(file)
-    loader = _Loader(text)
+    loader = None
     try:
-        root = loader.get_single_node()
+        root = _fast_compose(text)
+        if root is _FAILED:
+            loader = _Loader(text)
+            root = loader.get_single_node()
     except _Refused as exc:
         raise FlowError([Problem(file, exc.mark.line + 1, exc.mark.column + 1, exc.message)]) from None
     except yaml.MarkedYAMLError as exc:
@@ -439,7 +487,8 @@ def read_yaml(text: str, file: str = "<flow>") -> Source:
         raise FlowError([Problem(file, 1, 1, "the file cannot be read as YAML; check that it is a flow "
                                              "file saved as text")]) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     for line, col, message in _typography(text, parsed=True):
         builder.problems.append(Problem(file, line, col, message))
     if root is None:
