@@ -84,7 +84,7 @@ def test_unreachable_step(tmp_path):
     assert "can never be reached" in p.message and p.line == line_of(text, "orphan:")
 
 
-@pytest.mark.parametrize("value, hint", [("5 secs", "write it like 5s"), ("-3", "out of range"), ("true", "read by YAML as true")])
+@pytest.mark.parametrize("value, hint", [("5 sekunden", "write it like 5s"), ("-3", "out of range"), ("true", "read by YAML as true")])
 def test_bad_durations(tmp_path, value, hint):
     text = GOOD.replace("steps:\n", f"etiquette:\n  silence:\n    listen: {value}\nsteps:\n")
     (p,) = problems(tmp_path, text)

@@ -7,10 +7,6 @@ log facts (ivr.call.facts) beside them. One `Engine` per loaded flow version; `s
 """
 from __future__ import annotations
 
-from pathlib import Path
-
-import yaml
-
 from ivr.call import facts
 from ivr.engine import actions as act
 from ivr.engine import events as ev
@@ -19,11 +15,12 @@ from ivr.engine.errors import EngineError
 from ivr.engine.listening import heard, mentions
 from ivr.engine.run import Run, render
 from ivr.engine.state import CallState
-from ivr.flow.load import LoadedFlow
+from ivr.flow.load import MAX_STEPS_PER_TURN, LoadedFlow  # the loader refuses flows that loop or chain more
 from ivr.flow.model import Etiquette, Step
 from ivr.steps import KINDS
 
-MAX_STEPS_PER_TURN = 50  # a say->say loop with no listening would otherwise spin forever
+# said when a flow's own apology cannot be rendered (the loader checks it, so this is a last resort)
+LAST_RESORT = {"cmn-CN": "非常抱歉,系统暂时出现问题。", "en-US": "We are sorry, something went wrong on our side."}
 
 __all__ = ["Engine", "EngineError", "mentions"]
 
@@ -32,7 +29,6 @@ class Engine:
     def __init__(self, loaded: LoadedFlow):
         self.loaded = loaded
         self.flow = loaded.flow
-        self._directories: dict[str, dict] = {}
 
     # --- public API ---------------------------------------------------------
     def new_call(self, caller: str = "", called: str = "") -> CallState:
@@ -90,7 +86,12 @@ class Engine:
         return " ".join(t for t in (self.render(text, state), defaults.whisper_accept) if t)
 
     def apology(self, state: CallState | None = None) -> str:
-        return self.render(self.flow.fallback.say or self.flow.etiquette.apology, state)
+        """The flow's apology; if even that cannot be rendered, a built-in one (the apology must never
+        become the failure: issue 12, item 14)."""
+        try:
+            return self.render(self.flow.fallback.say or self.flow.etiquette.apology, state)
+        except Exception:  # noqa: BLE001 - the last resort must not fail
+            return LAST_RESORT.get(self.flow.language, LAST_RESORT["en-US"])
 
     def etiquette(self, step: Step | None) -> Etiquette:
         return step.etiquette if step is not None and step.etiquette is not None else self.flow.etiquette
@@ -99,11 +100,8 @@ class Engine:
         return render(text, state)
 
     def directory(self, name: str) -> dict:
-        if name not in self._directories:
-            path = Path(self.loaded.path).parent / name
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else {}
-            self._directories[name] = {str(k): v for k, v in (data or {}).items()}
-        return self._directories[name]
+        """A caller directory as read and checked when the flow loaded: no file is opened during a call."""
+        return self.loaded.directories.get(name, {})
 
     # --- walking the flow ---------------------------------------------------------
     def _walk(self, run: Run) -> None:

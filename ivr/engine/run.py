@@ -1,29 +1,22 @@
 """One event's work on one call: what step kinds and machines use to speak, listen and move on."""
 from __future__ import annotations
 
-import string
 from typing import TYPE_CHECKING
 
 from ivr.engine import actions as act
 from ivr.engine.state import CallState
 from ivr.flow.model import Etiquette, Step
+from ivr.flow.template import render as render_template
 from ivr.steps import KINDS
 
 if TYPE_CHECKING:
     from ivr.engine.engine import Engine
 
 
-class _Formatter(string.Formatter):
-    def get_value(self, key, args, kwargs):
-        return kwargs.get(key, "") if isinstance(key, str) else ""
-
-
-_format = _Formatter().vformat
-
-
 def render(text: str, state: CallState | None) -> str:
+    """A template with the call's variables: bare {name} fields only, never str.format (see ivr.flow.template)."""
     values = {**(state.variables if state else {}), "caller": state.caller if state else ""}
-    return _format(text, (), values).strip()
+    return render_template(text, values).strip()
 
 
 class Run:

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, create_model, model_validator
 
-from ivr.flow.types import Duration, Keys, StepName, Strict, Text, parse_duration  # noqa: F401 (re-exported)
+from ivr.flow.types import Duration, Keys, PositiveDuration, StepName, Strict, Text, parse_duration  # noqa: F401 (re-exported)
 from ivr.steps import KINDS
 
 # --- etiquette settings: flow-wide defaults, overridable per step -----------
@@ -71,7 +71,7 @@ class Goodbye(Strict):
 
 class HoldDefaults(Strict):
     start: Text = "Thank you. One moment, please."
-    check_in_every: Duration = 30
+    check_in_every: PositiveDuration = 30
     check_in: Text = "Thank you for your patience; we are working on it."
     returning: Text = "Thank you for waiting."
     at_limit: Text = ("Thank you for waiting. To keep waiting, press 1. For a call back, press 2. "
@@ -83,7 +83,7 @@ class HoldDefaults(Strict):
 
 
 class TransferDefaults(Strict):
-    ring_limit: Duration = 30
+    ring_limit: PositiveDuration = 30
     unanswered: Text = ("We are very sorry, nobody is free to take your call right now. To try again, "
                         "press 1. To leave a message, press 2. For a call back, press 3.")
     unanswered_apology: Text = "We are very sorry, nobody is free to take your call right now."
@@ -108,6 +108,10 @@ class Etiquette(Strict):
 
 # --- steps -------------------------------------------------------------------
 
+_EMPTY_KIND = {"say": "write the words the caller hears after 'say: '",
+               "set": "write the variables to set, e.g. set: {surname: 王}"}
+
+
 class _StepBase(Strict):
     model_config = ConfigDict(extra="forbid", frozen=True,
                               json_schema_extra={"oneOf": [{"required": [name]} for name in KINDS]})
@@ -116,11 +120,13 @@ class _StepBase(Strict):
     def _exactly_one_kind(self):
         found = [name for name in KINDS if name in self.model_fields_set]
         if len(found) != 1:
-            raise ValueError(f"a step does exactly one thing: one of {', '.join(KINDS)} "
-                             f"(found: {', '.join(found) or 'none'})")
+            raise ValueError(f"a step does exactly one thing (found: {', '.join(found) or 'none'}); "
+                             f"keep one of {', '.join(KINDS)}")
         kind = KINDS[found[0]]
+        if getattr(self, kind.name) is None and kind.name != "goodbye":  # `say:` left empty
+            raise ValueError(f"'{kind.name}:' is empty; {_EMPTY_KIND.get(kind.name, 'write what this step does')}")
         if kind.needs_next and not self.next:
-            raise ValueError(f"a '{kind.name}' step needs 'next:' naming the step that follows")
+            raise ValueError(f"a '{kind.name}' step needs 'next:'; add next: naming the step that follows")
         if not kind.needs_next and self.next:
             raise ValueError(f"a '{kind.name}' step chooses its own way on; remove 'next:'")
         return self
@@ -140,10 +146,12 @@ STEP_KINDS = tuple(KINDS)
 
 
 class Offers(Strict):
-    """Where the engine sends a caller who chooses a call back or a message (E9, E10)."""
+    """Where the engine sends a caller who chooses a call back or a message (E9, E10). Needed only
+    by a hold or transfer that offers those choices (one without if_declined / if_limit /
+    if_unanswered); the loader says so, with an example, when one does and this is missing."""
 
-    call_back: StepName
-    leave_message: StepName
+    call_back: StepName | None = Field(None, description="a step of kind callback, e.g. arrange_call_back")
+    leave_message: StepName | None = Field(None, description="a step of kind record, e.g. take_message")
 
 
 class Fallback(Strict):
@@ -164,7 +172,8 @@ class Flow(Strict):
     variables: dict[str, str] = Field(default_factory=dict)
     jargon: list[Text] = Field(default_factory=list, description="words callers should not hear (E13)")
     start: StepName
-    offers: Offers
+    offers: Offers = Field(Offers(), description="where a call back and a message lead (needed by holds and "
+                                                 "transfers that offer them)")
     fallback: Fallback = Fallback()
     etiquette: Etiquette = Field(Etiquette(), description="overrides of the language's etiquette defaults")
     steps: dict[StepName, Step] = Field(min_length=1)

@@ -39,6 +39,7 @@ class Kind:
     description: ClassVar[str]
     needs_next: ClassVar[bool] = True  # a step of this kind goes on to `next:`
     listens: ClassVar[bool] = False  # it waits for the caller's answer (the listening ladders apply)
+    goes_on: ClassVar[bool] = False  # entering it goes on to another step at once, in the same turn
     icon: ClassVar[str] = ""
     fill: ClassVar[str | None] = None
 

@@ -19,6 +19,7 @@ def case_label(variable: str, value: str) -> str:
 
 @register
 class BranchKind(Kind):
+    goes_on = True
     name, spec, icon, fill = "branch", Branch, "🔀", "#eeeeee"
     description = "go to a step by the value of a variable"
     needs_next = False

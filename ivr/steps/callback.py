@@ -12,6 +12,7 @@ class CallBack(Strict):
 
 @register
 class CallBackKind(Kind):
+    goes_on = True
     name, spec, icon = "callback", CallBack, "📅"
     description = "book a call back to the caller's number and say when"
 

@@ -10,7 +10,7 @@ from ivr.engine import actions as act
 from ivr.engine import events as ev
 from ivr.engine.machines import CallMachine, fire
 from ivr.engine.speech import speech_seconds
-from ivr.flow.types import Duration, StepName, Strict, Text, duration_text
+from ivr.flow.types import Duration, PositiveDuration, StepName, Strict, Text, duration_text
 from ivr.steps.base import Kind, Way, register
 from ivr.steps.consent import ask_consent, consent_choices, note_consent, offer_choices, offer_ways, take_offer
 
@@ -20,9 +20,9 @@ CHECK_IN_MIN_REMAINING = 8  # seconds: closer to the limit, the at-limit words c
 class Hold(Strict):
     reason: Text | None = Field(None, description="why the caller must wait, and for how long (E9)")
     ask: Text | None = Field(None, description="the consent question (E9)")
-    limit: Duration | None = Field(None, description="the promised longest wait (E9)")
+    limit: PositiveDuration | None = Field(None, description="the promised longest wait (E9)")
     queue: str = "hold"
-    check_in_every: Duration | None = None
+    check_in_every: PositiveDuration | None = None
     check_in: Text | None = None
     music: str | None = None
     if_declined: StepName | None = None

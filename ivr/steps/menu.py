@@ -18,7 +18,7 @@ class Option(Strict):
     @model_validator(mode="after")
     def _has_a_trigger(self):
         if not self.keys and not self.words:
-            raise ValueError("an option needs keys, words or both")
+            raise ValueError("an option needs keys, words or both; add keys: \"1\" or words: [...]")
         return self
 
 
@@ -43,6 +43,44 @@ class MenuKind(Kind):
 
     def ways_out(self, step, flow):
         return [Way(o.go, option_label(o), ("menu", "options", i, "go")) for i, o in enumerate(step.menu.options)]
+
+    def check(self, spec, step, flow, source, at):
+        """Keys and words the caller could never use to reach an option (see ivr.engine.listening:
+        the etiquette's keys are taken first, the first option with a key wins, and of two options
+        with the same word the later one wins)."""
+        et = step.etiquette or flow.etiquette
+        reserved = {et.repeat_louder.keys: "repeats the last words louder (E7)",
+                    et.menu_repeat_keys: "repeats the menu"}
+        out, keys, words = [], {}, {}
+        usable = [False] * len(spec.options)
+        for i, option in enumerate(spec.options):
+            where = at + ("menu", "options", i)
+            if option.keys in reserved:
+                out.append(source.problem(where + ("keys",), f"key '{option.keys}' is taken by the etiquette: it "
+                                          f"{reserved[option.keys]}; choose another key for option {i + 1}"))
+            elif option.keys in keys:
+                out.append(source.problem(where + ("keys",), f"key '{option.keys}' is used twice (option "
+                                          f"{keys[option.keys] + 1} has it too), so option {i + 1} can never be "
+                                          f"chosen by key; give each option its own key"))
+            elif option.keys:
+                keys[option.keys] = i
+                usable[i] = True
+            for j, word in enumerate(option.words):
+                said = word.strip().lower()
+                if said in words and words[said][0] != i:
+                    first = words[said][0]
+                    out.append(source.problem(where + ("words", j), f"'{word}' is a word of option {first + 1} "
+                                              f"too; a caller who says it always gets option {i + 1}; keep the "
+                                              f"word in one option"))
+                words[said] = (i, j)
+        for said, (i, _) in words.items():
+            usable[i] = True  # the last option with a word gets it
+        for i, ok in enumerate(usable):
+            if not ok:
+                out.append(source.problem(at + ("menu", "options", i), f"option {i + 1} can never be chosen: "
+                                          f"its keys and words all belong to something else; give it a key or a "
+                                          f"word of its own"))
+        return out
 
     def listening(self, run):
         return True

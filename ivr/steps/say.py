@@ -7,6 +7,7 @@ from ivr.steps.base import Kind, register
 
 @register
 class SayKind(Kind):
+    goes_on = True
     name, spec, icon = "say", Text, "💬"
     description = "words the caller hears, then the step in `next:`"
 

@@ -6,6 +6,7 @@ from ivr.steps.base import Kind, register
 
 @register
 class SetKind(Kind):
+    goes_on = True
     name, spec, icon, fill = "set", dict[str, str], "✏️", "#eeeeee"
     description = "variable name -> value, e.g. {surname: 王}"
 

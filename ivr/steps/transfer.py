@@ -11,7 +11,7 @@ from ivr.call import facts
 from ivr.engine import actions as act
 from ivr.engine import events as ev
 from ivr.engine.machines import CallMachine, fire
-from ivr.flow.types import Duration, StepName, Strict, Text, duration_text
+from ivr.flow.types import PositiveDuration, StepName, Strict, Text, duration_text
 from ivr.steps.base import Kind, Way, register
 from ivr.steps.consent import ask_consent, consent_choices, note_consent, offer_choices, offer_ways, take_offer
 from ivr.steps.hold import required
@@ -23,7 +23,7 @@ class Transfer(Strict):
     to: PHONE
     reason: Text | None = Field(None, description="why the transfer is needed (E10)")
     ask: Text | None = Field(None, description="the consent question (E10)")
-    ring_limit: Duration | None = None
+    ring_limit: PositiveDuration | None = None
     whisper: Text | None = Field(None, description="what the agent hears before accepting")
     if_declined: StepName | None = None
     if_unanswered: StepName | None = Field(
