@@ -136,12 +136,26 @@ def test_e2_english_wording():
 
 # --- E3 too quiet, E5 noisy, E6 dialect ------------------------------------------
 
-def test_e3_too_quiet_asks_louder_then_hangs_up_with_the_script():
+def test_e3_too_quiet_needs_evidence_from_the_audio_then_asks_louder_and_says_goodbye():
     call = Call()
-    assert call.say("嗯", 0.1).said == ["对不起!请您大声一点,好吗?"]
-    assert call.say("嗯", 0.1).said == ["对不起!您的电话声音太小,请您换一部电话打来,好吗?再见!"]
+    assert call.send(ev.Speech("嗯", 0.9, line="quiet")).said == ["对不起!请您大声一点,好吗?"]
+    assert call.send(ev.Speech("嗯", None, line="quiet")).said == ["对不起!您的电话声音太小,请您换一部电话打来,好吗?再见!"]
     listens(call, 5)
-    assert isinstance(call.say("嗯", 0.1).last, act.Hangup)
+    assert isinstance(call.silence().last, act.Hangup)
+
+
+@pytest.mark.parametrize("confidence", [0.0, 0.05, 0.1, 0.19])
+def test_issue9_low_confidence_alone_is_never_a_claim_about_volume(confidence):
+    call = Call()
+    assert call.say("嗯", confidence).said == ["很对不起,我没听清,请您重复一遍好吗?您也可以按键选择。"]
+    assert not call.facts("miss")[0]["ladder"] == "quiet"
+
+
+def test_issue9_missing_confidence_is_unknown_the_words_decide():
+    call = Call()
+    assert "为了尽快为您办理挂失" in call.say("我的卡丢了", None).text
+    call = Call(EN)
+    assert "transfer you to our card services team" in call.say("I lost my card", None).text
 
 
 def test_e5_noisy_line_offers_the_keypad_then_the_script():

@@ -366,3 +366,9 @@ def test_ivr_simulate_reads_piped_commands_and_explains_bad_ones():
     assert "Hello Ms Li" in out and "Traceback" not in out and "\x1b[" not in done.stdout
     assert "'press 7x': keys are 0-9, * and #" in out
     assert "Thank you for calling. Goodbye." in out and "call ends: the caller hung up" in out
+
+
+def test_issue9_speech_without_a_confidence_sends_no_confidence_as_twilio_may():
+    result, store = call(act.Speak("我要挂失"))
+    params = requests(store, result.call_sid)[0]["params"]
+    assert params["SpeechResult"] == "我要挂失" and "Confidence" not in params

@@ -279,7 +279,16 @@ def test_xml_in_speech_cannot_inject_twiml(twilio):
 def test_huge_digits_and_bad_confidence_are_just_not_understood(twilio):
     call = twilio.call()
     assert call.said(call.gather(Digits="1" * 100_000))[0].startswith("很对不起,我没听清")
-    assert call.said(call.gather(SpeechResult="挂失", Confidence="NaN-ish"))[0].startswith("对不起!请您大声一点")
+    # unreadable Confidence is unknown, like a missing one: the words decide (issue 9)
+    assert call.said(call.gather(SpeechResult="挂失", Confidence="NaN-ish"))[0].startswith("为了尽快为您办理挂失")
+
+
+def test_issue9_speech_without_confidence_is_matched_by_its_words(twilio):
+    call = twilio.call()
+    xml = call.gather(SpeechResult="挂失")
+    assert call.said(xml)[0].startswith("为了尽快为您办理挂失"), "no Confidence is not 'too quiet'"
+    call = twilio.call()
+    assert call.said(call.gather(SpeechResult="挂失", Confidence="0.05"))[0].startswith("很对不起,我没听清")
 
 
 def test_missing_call_sid_is_a_400_not_a_crash(twilio):

@@ -31,9 +31,16 @@ def number(value) -> float:
     return result if math.isfinite(result) and result >= 0 else 0.0
 
 
-def confidence(value) -> float:
-    """Twilio's Confidence is 0..1; anything unreadable counts as not understood (0)."""
-    return min(number(value), 1.0)
+def confidence(value) -> float | None:
+    """Twilio's Confidence: "a confidence score between 0.0 and 1.0. A higher confidence score means a
+    better likelihood that the transcription is accurate" — an estimate of transcription accuracy, not of
+    volume, and "not guaranteed" to be sent (https://www.twilio.com/docs/voice/twiml/gather#action).
+    Missing or unreadable is None: unknown, so the words decide."""
+    try:
+        result = float(value)
+    except (TypeError, ValueError):
+        return None
+    return min(result, 1.0) if math.isfinite(result) and result >= 0 else None
 
 
 def caller_gone(params) -> bool:
