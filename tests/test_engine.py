@@ -437,3 +437,51 @@ def test_e9_a_flow_may_choose_where_the_hold_limit_leads(tmp_path):
     call.press("1")
     call.send(ev.HoldEnded("limit", waited=60))
     assert call.said[0] == "让您久等了,感谢您的耐心等待。" and call.state.step == "agent"
+
+
+# --- issue 9.1: the last listening window listens ---------------------------------------
+
+def _at_last_words(flow=ZH, how="silence"):
+    call = Call(flow)
+    for _ in range(2):
+        if how == "silence":
+            call.silence()
+        else:
+            call.say("挂...", 0.3)
+    assert call.facts("final_words"), call.said
+    listens(call, 5)
+    return call
+
+
+@pytest.mark.parametrize("event", [ev.Speech("喂?", 0.8), ev.Speech("请问你们几点下班", None),
+                                   ev.Speech("喂,有人吗", 0.3), ev.Digits("7"), ev.Digits("#")])
+def test_issue9_any_words_or_key_in_the_last_window_resume_with_an_apology_and_the_prompt(event):
+    call = _at_last_words()
+    menu = call.engine.render(call.engine.flow.steps["main_menu"].menu.prompt, call.state)
+    call.send(event)
+    assert call.said == ["对不起,我还在,我再说一遍。", menu]
+    listens(call, 5)
+    assert call.facts("resumed") and not call.state.ended
+    assert call.silence().said == ["您好,请问有什么可以帮助您?"], "the ladder starts over"
+
+
+@pytest.mark.parametrize("event", [ev.Silence(), ev.Speech("…", 0.9), ev.Speech("嗯", 0.05)])
+def test_issue9_only_silence_or_line_noise_ends_the_last_window(event):
+    call = _at_last_words()
+    assert isinstance(call.send(event).last, act.Hangup)
+
+
+def test_issue9_unclear_line_last_window_resumes_on_words_too():
+    call = _at_last_words(how="noisy")
+    assert call.say("hello?", 0.4).said[0] == "对不起,我还在,我再说一遍。"
+
+
+def test_issue9_english_last_window_resumes():
+    call = Call(EN)
+    call.silence(), call.silence()
+    assert call.say("hello? are you there?").said[0] == "Sorry, I'm still here. Let me say that again."
+
+
+def test_issue9_a_choice_in_the_last_window_is_taken_directly():
+    call = _at_last_words()
+    assert "为了尽快为您办理挂失" in call.press("2").text

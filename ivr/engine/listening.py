@@ -13,6 +13,9 @@ from ivr.engine.machines import CallMachine, fire
 from ivr.steps.base import Choice
 
 _LATIN = re.compile(r"[A-Za-z]")
+_WORDS = re.compile(r"[^\W\d_]", re.UNICODE)  # a letter of any script: Latin, CJK...
+NOISE_CONFIDENCE = 0.1  # a transcript the recogniser itself gives under 10%, in the last window: line noise
+RESUMABLE = ("silence", "quiet", "noisy")  # ladders whose last window resumes on any words or key (E2 step 4)
 
 
 def mentions(said: str, keyword: str) -> bool:
@@ -45,6 +48,11 @@ class ListenLadder(CallMachine):
         | last_chance.to(listening, on="give_up")
     )
     heard = listening.to(listening) | retrying.to(listening) | last_chance.to(listening)
+    # E2 step 4 (and E3, E5): in the last window any words or any key resume the call where it was;
+    # only silence and pure line noise end it. The not-understood ladder's last words followed speech
+    # that matched nothing, so more of it does not resume (it would loop).
+    late_input = (last_chance.to(listening, cond="resumable", on="resume")
+                  | last_chance.to(listening, on="give_up"))
 
     # guards: `ladder` is the name of the ladder that missed (silence, quiet, noisy, not_understood)
     def retry_left(self, ladder: str) -> bool:
@@ -55,6 +63,9 @@ class ListenLadder(CallMachine):
 
     def has_final(self, ladder: str) -> bool:
         return bool(_ladder(self.run, ladder).final)
+
+    def resumable(self, ladder: str, noise: bool) -> bool:
+        return ladder in RESUMABLE and not noise
 
     # actions
     def say_retry(self, ladder: str) -> None:
@@ -68,6 +79,15 @@ class ListenLadder(CallMachine):
         run.say(spec.final)
         run.note(facts.Listening("final", ladder))
         run.listen(timeout=spec.final_listen)
+
+    def resume(self, ladder: str) -> None:
+        """A short apology, the last prompt again, and listening as before: the ladder starts over."""
+        run = self.run
+        run.note(facts.Listening("resumed", ladder, step=run.state.step))
+        run.state.misses = {}
+        run.say(run.etiquette.resume)
+        run.turn.say(*run.state.last_said)
+        run.listen()
 
     def move_on(self, ladder: str) -> None:
         self.run.goto(_ladder(self.run, ladder).then)
@@ -86,6 +106,8 @@ def heard(run, event) -> None:
     if isinstance(event, ev.Silence) or (isinstance(event, ev.Speech) and not event.text.strip()):
         return miss(run, "silence")
     choices = run.kind.choices(run, run.spec)
+    if run.state.listen_phase == "last_chance":
+        return heard_late(run, event, choices)
     if isinstance(event, ev.Speech):
         if event.line == "quiet":  # only evidence from the audio says the caller is too quiet (E3)
             return miss(run, "quiet")
@@ -105,6 +127,37 @@ def heard(run, event) -> None:
     fire(ListenLadder, run, "heard")
     run.state.misses = {}
     run.kind.chose(run, run.spec, choice)
+
+
+def heard_late(run, event, choices) -> None:
+    """Words or a key in the last listening window (E2 step 4): a choice is taken, `*` or "听不清" is
+    repeated louder, anything else with words in it (a "hello?", a question) or any key resumes the
+    call with a short apology and the last prompt. Confidence does not matter here: the words do."""
+    et = run.etiquette
+    if isinstance(event, ev.Speech):
+        choice = match_words(choices, event.text)
+        if choice is None and any(mentions(event.text, w) for w in et.repeat_louder.words):
+            return repeat_louder(run)
+        noise = _WORDS.search(event.text) is None or (event.confidence is not None
+                                                       and event.confidence < NOISE_CONFIDENCE)
+    else:
+        if event.digits == et.repeat_louder.keys:
+            return repeat_louder(run)
+        choice = next((c for c in choices if c.keys and c.keys == event.digits), None)
+        noise = False
+    if choice is not None:
+        fire(ListenLadder, run, "heard")
+        run.state.misses = {}
+        return run.kind.chose(run, run.spec, choice)
+    fire(ListenLadder, run, "late_input", ladder=final_ladder(run), noise=noise)
+
+
+def final_ladder(run) -> str:
+    """The ladder whose last words were said: the one with more misses than retries."""
+    for name, count in run.state.misses.items():
+        if count > len(_ladder(run, name).retries):
+            return name
+    return "silence"
 
 
 def match_words(choices: list[Choice], said: str) -> Choice | None:

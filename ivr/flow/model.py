@@ -103,6 +103,8 @@ class Etiquette(Strict):
     hold: HoldDefaults = HoldDefaults()
     transfer: TransferDefaults = TransferDefaults()
     apology: Text = "We are sorry, something went wrong on our side."
+    resume: Text = Field("Sorry, I'm still here.", description="said when the caller speaks or presses a key in "
+                         "the last window after a ladder's final words (E2 step 4), before the last prompt again")
 
 
 # --- steps -------------------------------------------------------------------
