@@ -11,6 +11,7 @@ from ivr.call import facts
 from ivr.engine import events as ev
 from ivr.engine.machines import CallMachine, fire
 from ivr.steps.base import Choice
+from ivr.steps.consent import REPEAT, UNSURE, unsure_again
 
 _LATIN = re.compile(r"[A-Za-z]")
 _WORDS = re.compile(r"[^\W\d_]", re.UNICODE)  # a letter of any script: Latin, CJK...
@@ -68,9 +69,9 @@ class ListenLadder(CallMachine):
         return ladder in RESUMABLE and not noise
 
     # actions
-    def say_retry(self, ladder: str) -> None:
+    def say_retry(self, ladder: str, instead: list | None = None) -> None:
         run, count = self.run, self.run.state.misses[ladder]
-        run.say(_ladder(run, ladder).retries[count - 1])
+        run.say(*(instead or [_ladder(run, ladder).retries[count - 1]]))
         run.note(facts.Listening("retry", ladder, count=count))
         run.listen()
 
@@ -113,8 +114,10 @@ def heard(run, event) -> None:
             return miss(run, "quiet")
         if event.confidence is not None and event.confidence < et.noisy.below:
             return miss(run, "noisy")  # "I did not catch that", keypad offered (E5): never a claim about volume
-        choice = match_words(choices, event.text)
-        if choice is None and any(mentions(event.text, w) for w in et.repeat_louder.words):
+        choice = understood(run, event.text, choices)
+        if choice == UNSURE:  # neither yes nor no: ask again with the keypad hint; never taken as a no
+            return miss(run, "not_understood", instead=unsure_again(run))
+        if choice == REPEAT or (choice is None and any(mentions(event.text, w) for w in et.repeat_louder.words)):
             return repeat_louder(run)
     elif isinstance(event, ev.Digits):
         if event.digits == et.repeat_louder.keys:
@@ -135,9 +138,10 @@ def heard_late(run, event, choices) -> None:
     call with a short apology and the last prompt. Confidence does not matter here: the words do."""
     et = run.etiquette
     if isinstance(event, ev.Speech):
-        choice = match_words(choices, event.text)
-        if choice is None and any(mentions(event.text, w) for w in et.repeat_louder.words):
+        choice = understood(run, event.text, choices)
+        if choice == REPEAT or (choice is None and any(mentions(event.text, w) for w in et.repeat_louder.words)):
             return repeat_louder(run)
+        choice = None if choice == UNSURE else choice
         noise = _WORDS.search(event.text) is None or (event.confidence is not None
                                                        and event.confidence < NOISE_CONFIDENCE)
     else:
@@ -150,6 +154,12 @@ def heard_late(run, event, choices) -> None:
         run.state.misses = {}
         return run.kind.chose(run, run.spec, choice)
     fire(ListenLadder, run, "late_input", ladder=final_ladder(run), noise=noise)
+
+
+def understood(run, said: str, choices: list[Choice]):
+    """The step kind's understanding of the words (consent), else the choice whose words were said."""
+    meaning = run.kind.understand(run, run.spec, said, choices)
+    return match_words(choices, said) if meaning is None else meaning
 
 
 def final_ladder(run) -> str:
@@ -174,7 +184,8 @@ def repeat_louder(run) -> None:
     run.listen()
 
 
-def miss(run, ladder: str) -> None:
+def miss(run, ladder: str, instead: list | None = None) -> None:
+    """A miss on `ladder`; `instead` replaces the ladder's retry wording (an unsure consent answer)."""
     run.state.misses[ladder] = run.state.misses.get(ladder, 0) + 1
     run.note(facts.Listening("miss", ladder, step=run.state.step, count=run.state.misses[ladder]))
-    fire(ListenLadder, run, "miss", ladder=ladder)
+    fire(ListenLadder, run, "miss", ladder=ladder, instead=instead)

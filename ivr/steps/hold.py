@@ -12,7 +12,7 @@ from ivr.engine.machines import CallMachine, fire
 from ivr.engine.speech import speech_seconds
 from ivr.flow.types import Duration, StepName, Strict, Text, duration_text
 from ivr.steps.base import Kind, Way, register
-from ivr.steps.consent import ask_consent, consent_choices, note_consent, offer_choices, offer_ways, take_offer
+from ivr.steps.consent import ask_consent, consent_choices, spoken_consent, note_consent, offer_choices, offer_ways, take_offer
 
 CHECK_IN_MIN_REMAINING = 8  # seconds: closer to the limit, the at-limit words come instead
 
@@ -147,6 +147,9 @@ class HoldKind(Kind):
         if phase == "asking":
             return consent_choices(run)
         return offer_choices(et.hold.at_limit_offers if phase == "at_limit" else et.hold.declined_offers)
+
+    def understand(self, run, spec, said, choices):
+        return spoken_consent(run, said, choices) if run.state.phase == "asking" else None
 
     def chose(self, run, spec, choice):
         if run.state.phase == "asking":

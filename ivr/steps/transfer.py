@@ -13,7 +13,7 @@ from ivr.engine import events as ev
 from ivr.engine.machines import CallMachine, fire
 from ivr.flow.types import Duration, StepName, Strict, Text, duration_text
 from ivr.steps.base import Kind, Way, register
-from ivr.steps.consent import ask_consent, consent_choices, note_consent, offer_choices, offer_ways, take_offer
+from ivr.steps.consent import ask_consent, consent_choices, spoken_consent, note_consent, offer_choices, offer_ways, take_offer
 from ivr.steps.hold import required
 
 PHONE = Annotated[str, Field(pattern=r"^\+?[0-9]{3,15}$")]
@@ -125,6 +125,9 @@ class TransferKind(Kind):
         if run.state.phase == "asking":
             return consent_choices(run)
         return offer_choices(run.etiquette.transfer.unanswered_offers)
+
+    def understand(self, run, spec, said, choices):
+        return spoken_consent(run, said, choices) if run.state.phase == "asking" else None
 
     def chose(self, run, spec, choice):
         if run.state.phase == "asking":
