@@ -372,3 +372,11 @@ def test_issue9_speech_without_a_confidence_sends_no_confidence_as_twilio_may():
     result, store = call(act.Speak("我要挂失"))
     params = requests(store, result.call_sid)[0]["params"]
     assert params["SpeechResult"] == "我要挂失" and "Confidence" not in params
+
+
+def test_issue9_a_silent_recording_still_requests_the_action_as_twilio_does():
+    result, store = call(act.Press("3"), act.Silence())
+    params = [e for e in requests(store, result.call_sid) if e["query"]["k"] == "record"][0]["params"]
+    assert params["RecordingDuration"] == "0" and params["RecordingUrl"].startswith("https://")
+    heard = [line.text for line in lines(result)]
+    assert "很抱歉,我们没有听到您的留言,这次没有录音。" in heard and not any("两个工作日" in t for t in heard)

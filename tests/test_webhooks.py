@@ -191,7 +191,17 @@ def test_an_empty_recording_goes_on_through_the_redirect(twilio):
     xml = call.gather(Digits="3")
     assert [c.tag for c in xml][-2:] == ["Record", "Redirect"], "Twilio skips the action when nothing was recorded"
     after = call.follow(xml.find("Redirect"))
-    assert "还有其他可以帮助您的吗" in call.said(after)[0] and not any("回复" in s for s in call.said(after))
+    assert call.said(after)[0] == "很抱歉,我们没有听到您的留言,这次没有录音。"
+    assert "还有其他可以帮助您的吗" in call.said(after)[1] and not any("回复" in s for s in call.said(after))
+
+
+@pytest.mark.parametrize("seconds", ["0", "1"])
+def test_issue9_a_silent_recording_gets_no_promise(twilio, seconds):
+    call = twilio.call()
+    record = call.gather(Digits="3").find("Record")
+    after = call.follow(record, RecordingUrl="https://api.twilio.com/rec/RE0", RecordingDuration=seconds, RecordingSid="RE0")
+    assert call.said(after)[0] == "很抱歉,我们没有听到您的留言,这次没有录音。"
+    assert not any("工作日" in s for s in call.said(after))
 
 
 def test_a_complaint_cut_short_by_a_hang_up_is_kept(twilio, store_url):

@@ -119,6 +119,8 @@ class Etiquette(Strict):
     hold: HoldDefaults = HoldDefaults()
     transfer: TransferDefaults = TransferDefaults()
     apology: Text = "We are sorry, something went wrong on our side."
+    nothing_recorded: Text = Field("Sorry, we did not hear a message.",
+                                   description="said when a recording holds nothing (0-1 s): no promise to reply")
     resume: Text = Field("Sorry, I'm still here.", description="said when the caller speaks or presses a key in "
                          "the last window after a ladder's final words (E2 step 4), before the last prompt again")
 
