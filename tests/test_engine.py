@@ -302,7 +302,7 @@ def test_e10_warm_transfer_asks_whispers_and_hands_over_only_when_accepted():
     call = to_transfer(Call(caller=ZHANG))
     call.say("可以")
     assert call.said == ["正在为您转接,请不要挂机。"]
-    assert call.last == act.Transfer("+861095500001", 30)
+    assert call.last == act.Transfer("sip:agents@pbx.huaxia-demo-bank.example.com", 30)
     whisper = call.engine.whisper(call.state)
     assert "来电号码+8613800138000" in whisper and "张先生" in whisper and whisper.endswith("接听请按1。")
     call.send(ev.TransferEnded("connected"))

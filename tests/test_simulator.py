@@ -274,14 +274,24 @@ def test_an_accepted_transfer_runs_the_whisper_on_the_agents_own_leg():
     assert agent_params["Direction"] == "outbound-dial"
     dial = [e for e in requests(store, result.call_sid) if e["query"]["k"] == "dial"][0]["params"]
     assert dial["DialCallStatus"] == "completed" and dial["DialCallSid"] == agent_params["CallSid"]
-    assert int(dial["DialCallDuration"]) >= 50
-    assert result.transferred_to == "+861095500002"
+    assert int(dial["DialCallDuration"]) >= 50 and dial["DialBridged"] == "true"
+    assert result.transferred_to == "sip:cards@pbx.huaxia-demo-bank.example.com"
+
+
+def test_issue9_dial_rings_timeout_plus_twilios_5s_buffer_and_the_caller_waits_the_promise():
+    result, store = call(act.Press("2"), act.Press("1"), act.AgentAnswers(ring=27, talk=10), act.Press("2"))
+    assert result.transferred_to, "25 s timeout + Twilio's 5 s: an answer at 27 s is still taken"
+    result, store = call(act.Press("2"), act.Press("1"), act.NoAnswer(), act.Press("2"))
+    ringing = next(line for line in result.transcript.lines if "ringing" in line.text)
+    apology = next(line for line in lines(result, kind="say") if line.t > ringing.t)
+    assert apology.t - ringing.t == pytest.approx(30, abs=0.01), "the caller waits the 30 s promised, not 35"
 
 
 def test_a_declining_agent_leaves_the_caller_unconnected():
     result, store = call(act.Press("0"), act.Press("1"), act.AgentDeclines(), act.Press("3"))
     dial = [e for e in requests(store, result.call_sid) if e["query"]["k"] == "dial"][0]["params"]
     assert dial["DialCallStatus"] == "completed", "the agent's leg was answered: Twilio reports completed"
+    assert dial["DialBridged"] == "false"
     assert result.transferred_to is None
     assert any("非常抱歉" in line.text for line in lines(result))
 

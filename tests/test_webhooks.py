@@ -138,9 +138,10 @@ def start_transfer(twilio):
     call.gather(Digits="0")
     xml = call.gather(Digits="1")
     dial = xml.find("Dial")
-    assert dial.get("timeout") == "30" and dial.get("answerOnBridge") == "true"
-    number = dial.find("Number")
-    assert number.text == "+861095500001"
+    # issue 9.7: the caller was promised 30 s; Twilio adds a 5 s buffer to <Dial timeout>
+    assert dial.get("timeout") == "25" and dial.get("answerOnBridge") == "true"
+    number = dial.find("Sip")  # issue 9.6: the shipped flow rings the bank's PBX over SIP
+    assert number.text == "sip:agents@pbx.huaxia-demo-bank.example.com"
     return call, dial, number
 
 
@@ -309,7 +310,7 @@ def test_missing_call_sid_is_a_400_not_a_crash(twilio):
 def test_unknown_call_hears_an_apology_and_the_fallback(twilio):
     response = twilio.post("/twilio/event?k=gather&t=0", {"CallSid": "CA" + "9" * 32, "Digits": "1"})
     xml = TwilioCall.expect_ok(response)
-    assert "非常抱歉" in xml.find("Say").text and xml.find("Dial").text == "+861095500000"
+    assert "非常抱歉" in xml.find("Say").text and xml.find("Dial/Sip").text == "sip:service@pbx.huaxia-demo-bank.example.com"
 
 
 def test_corrupt_store_row_hears_an_apology(twilio, tmp_path):
@@ -431,4 +432,51 @@ def test_store_going_down_mid_call_still_gives_an_apology():
         proc.terminate()
         proc.wait(timeout=5)
     xml = call.gather(Digits="1")
-    assert "非常抱歉" in xml.find("Say").text and xml.find("Dial").text == "+861095500000"
+    assert "非常抱歉" in xml.find("Say").text and xml.find("Dial/Sip").text == "sip:service@pbx.huaxia-demo-bank.example.com"
+
+
+
+# --- issue 9.6 / 9.7: transfer targets, DialBridged ---------------------------------------------
+
+def test_issue9_accepted_but_not_bridged_is_a_failed_transfer(twilio):
+    call, dial, number = start_transfer(twilio)
+    agent = {**call.common, "CallSid": "CA" + "e" * 32, "ParentCallSid": call.sid, "Direction": "outbound-dial"}
+    gather = call.expect_ok(twilio.post(number.get("url"), agent)).find("Gather")
+    call.expect_ok(twilio.post(gather.get("action"), {**agent, "Digits": "1"}))
+    after = call.follow(dial, DialCallStatus="completed", DialBridged="false", DialCallDuration="3")
+    assert call.said(after)[0].startswith("非常抱歉,现在暂时没有同事能接听"), "not bridged: not connected"
+
+
+def test_issue9_bridged_is_connected(twilio):
+    call, dial, number = start_transfer(twilio)
+    after = call.follow(dial, DialCallStatus="completed", DialBridged="true", DialCallDuration="60")
+    assert "还有其他可以帮助您的吗" in call.said(after)[0]
+
+
+@pytest.mark.parametrize("to, noun, text", [("sip:cards@pbx.example.com", "Sip", "sip:cards@pbx.example.com"),
+                                            ("client:agent7", "Client", "agent7"),
+                                            ("+15550100002", "Number", "+15550100002")])
+def test_issue9_transfer_targets_render_their_noun(tmp_path, to, noun, text):
+    flow = (FLOWS / "bank_hotline_en.yaml").read_text(encoding="utf-8").replace(
+        '"sip:cards@pbx.huaxia-demo-bank.example.com"', f'"{to}"\n      caller_id: "+15550100000"')
+    shutil.copy(FLOWS / "callers.yaml", tmp_path / "callers.yaml")
+    (tmp_path / "flow.yaml").write_text(flow, encoding="utf-8")
+    tw = Twilio(create_app([str(tmp_path / "flow.yaml")], store=f"sqlite:///{tmp_path}/c.db", auth_token=TOKEN))
+    call = tw.call()
+    call.gather(Digits="2")
+    dial = call.gather(Digits="1").find("Dial")
+    assert dial.get("callerId") == "+15550100000" and dial.find(noun).text == text
+    assert dial.find(noun).get("url").startswith("/twilio/whisper")
+
+
+def test_issue9_the_fallback_dial_has_an_action_that_ends_politely(twilio):
+    response = twilio.post("/twilio/event?k=gather&t=0", {"CallSid": "CA" + "8" * 32, "Digits": "1"})
+    dial = TwilioCall.expect_ok(response).find("Dial")
+    assert dial.get("action").startswith("/twilio/fallback/dialled")
+    failed = TwilioCall.expect_ok(twilio.post(dial.get("action"), {"CallSid": "CA" + "8" * 32,
+                                                                   "DialCallStatus": "no-answer"}))
+    said = [s.text for s in failed.iter("Say")]
+    assert said[0].startswith("非常抱歉") and said[-1] == "感谢您的来电,再见!" and failed[-1].tag == "Hangup"
+    done = TwilioCall.expect_ok(twilio.post(dial.get("action"), {"CallSid": "CA" + "8" * 32,
+                                                                 "DialCallStatus": "completed", "DialBridged": "true"}))
+    assert [c.tag for c in done] == ["Hangup"]

@@ -12,6 +12,7 @@ from pydantic import ConfigDict, Field, create_model, model_validator
 
 from ivr.flow.types import Duration, Keys, StepName, Strict, Text, parse_duration  # noqa: F401 (re-exported)
 from ivr.steps import KINDS
+from ivr.steps.transfer import TARGET
 
 # --- etiquette settings: flow-wide defaults, overridable per step -----------
 
@@ -169,7 +170,8 @@ class Fallback(Strict):
     """What a caller hears when something breaks on our side."""
 
     say: Text | None = None
-    transfer_to: Annotated[str, Field(pattern=r"^\+?[0-9]{3,15}$")] | None = None
+    transfer_to: TARGET | None = None
+    caller_id: Annotated[str, Field(pattern=r"^\+?[0-9]{3,15}$")] | None = None
 
 
 class Flow(Strict):

@@ -10,12 +10,20 @@ Routes (every later URL comes from the TwiML itself):
   POST /twilio/hold/return      <Queue url> of the agent who takes a caller off hold: the return words
   POST /twilio/whisper?parent=  <Number url> of a warm transfer: the agent hears who and why, presses 1 (E10)
   POST /twilio/status           call status callback: who hung up, dropped calls
+  POST /twilio/fallback[/<flow>] the number's fallback URL (Twilio: our server failed or was slower than
+                                15 s): apology and the flow's fallback; stateless, no store needed
+  POST /twilio/fallback/dialled?flow=  action of the fallback <Dial>: a failed fallback ends politely
   GET  /twilio/music?seconds=   built-in hold music
 
 No request gets a 5xx. Each endpoint's failure answer is valid TwiML for the
-context Twilio requests it in: the caller's call hears the apology and the
-flow's fallback; the agent's whisper leg is hung up; a wait URL leaves the queue
-(the Enqueue action then apologises); a <Queue url> gets nothing to say.
+context Twilio requests it in (the simulator refuses a verb Twilio forbids there):
+- the caller's call: the apology and the flow's fallback (<Say>, <Dial> with an action, or <Hangup>);
+- the agent's whisper (<Number url>, on the agent's leg): <Hangup/>, which ends only the agent's leg —
+  <Dial> is not allowed there (https://www.twilio.com/docs/voice/twiml/number#url);
+- a wait URL: <Leave/>, so the Enqueue action apologises — a wait URL may hold only Play, Say, Pause,
+  Hangup, Redirect, Leave and Gather (https://www.twilio.com/docs/voice/twiml/enqueue#attributes-wait-url);
+- a <Queue url> (played to the dequeued caller): a short <Say> — only Play, Say, Pause and Redirect
+  are allowed there (https://www.twilio.com/docs/voice/twiml/queue#attributes-url).
 """
 from __future__ import annotations
 
@@ -196,8 +204,14 @@ def hold_wait(sid: str) -> str:
                                 *check_ins, turn=call.turn)
 
 
+def returning_words(sid: str, reason: str) -> str:
+    """A <Queue url> that failed: still a short thanks for waiting (Say is allowed there; Dial is not)."""
+    engine = svc().registry.default
+    return svc().renderers.get(engine).speak(engine.render(engine.flow.etiquette.hold.returning, None))
+
+
 @bp.route("/twilio/hold/return", methods=WEBHOOK_METHODS)
-@webhook(lambda sid, reason: only())
+@webhook(returning_words)
 def hold_return(sid: str) -> str:
     """Played to the queued caller as an agent takes them: 'thank you for waiting' (E9)."""
     service = svc()
@@ -230,6 +244,42 @@ def whisper_answer(sid: str) -> str:
     accepted = (form().get("Digits") == "1" and CALL_SID.match(parent) and turn.isdigit()
                 and svc().session.accept_transfer(parent, int(turn), sid))
     return svc().session.note(sid, received(), only() if accepted else only("hangup"))  # empty: bridge the calls
+
+
+# --- the number's fallback URL -------------------------------------------------------------
+
+def fallback_failed(sid: str, reason: str) -> str:
+    return only("hangup")
+
+
+@bp.route("/twilio/fallback", methods=WEBHOOK_METHODS)
+@bp.route("/twilio/fallback/<flow>", methods=WEBHOOK_METHODS)
+@webhook(fallback_failed)
+def fallback(sid: str, flow: str | None = None) -> str:
+    """Twilio requests the number's fallback URL "if Twilio is unable to retrieve or execute TwiML from your
+    web server" (an error, or no answer within 15 s), with ErrorCode and ErrorUrl
+    (https://www.twilio.com/docs/usage/security/availability-reliability). Stateless: no store read or
+    written, so a second host with the same flows can serve it while the first is down. The caller hears
+    the flow's apology and its fallback (a transfer whose failure still ends politely, or a goodbye)."""
+    service, params = svc(), form()
+    engine = service.registry.for_new_call(flow, params.get("To", "")) or service.registry.default
+    log.error("fallback URL for call %s: Twilio error %s at %s", sid, params.get("ErrorCode", "?"),
+              params.get("ErrorUrl", "?"))
+    return service.renderers.apology(engine, None)
+
+
+@bp.route("/twilio/fallback/dialled", methods=WEBHOOK_METHODS)
+@webhook(fallback_failed)
+def fallback_dialled(sid: str) -> str:
+    """The fallback <Dial> ended: after a conversation, hang up; if nobody took the call, apologise and say
+    goodbye (Dial action parameters: https://www.twilio.com/docs/voice/twiml/dial#action)."""
+    service, params = svc(), form()
+    engine = service.registry.for_new_call(request.args.get("flow") or None) or service.registry.default
+    if tw.dial_bridged(params):
+        return only("hangup")
+    words = engine.flow.etiquette
+    return service.renderers.get(engine).speak(engine.render(words.transfer.unanswered_apology, None),
+                                               engine.render(words.goodbye.say, None), then_hangup=True)
 
 
 # --- static -------------------------------------------------------------------------------
