@@ -212,7 +212,10 @@ def test_hold_check_ins_are_never_more_than_30_s_apart():
     assert len(spoken) >= 3 and max(gaps) <= 30
     waits = requests(store, result.call_sid, "/twilio/hold/wait")
     assert [int(w["params"]["QueueTime"]) for w in waits] == [0, 30, 59, 60]
-    assert all(w["params"]["QueueSid"].startswith("QU") and w["params"]["QueuePosition"] == "1" for w in waits)
+    assert all(w["params"]["QueueSid"].startswith("QU") for w in waits)
+    # issue 9: the queue's figures change while the caller waits, as a real queue's do
+    assert [w["params"]["QueuePosition"] for w in waits] == ["3", "2", "1", "1"]
+    assert len({w["params"]["AvgQueueTime"] for w in waits}) > 1
     action = [e for e in requests(store, result.call_sid) if e["query"]["k"] == "queue"][0]["params"]
     assert action["QueueResult"] == "leave" and action["QueueTime"] == "60"
 
@@ -390,3 +393,46 @@ def test_issue9_a_silent_recording_still_requests_the_action_as_twilio_does():
     assert params["RecordingDuration"] == "0" and params["RecordingUrl"].startswith("https://")
     heard = [line.text for line in lines(result)]
     assert "很抱歉,我们没有听到您的留言,这次没有录音。" in heard and not any("两个工作日" in t for t in heard)
+
+
+# --- issue 9.5: the simulator refuses a verb Twilio forbids in a context ---------------------------
+
+@pytest.mark.parametrize("context", ["wait", "queue_url", "whisper"])
+def test_issue9_simulator_refuses_dial_where_twilio_forbids_it(context):
+    import xml.etree.ElementTree as ET
+
+    from ivr.simulator.dial import _agent_side
+    from ivr.simulator.enqueue import Queue
+    from ivr.simulator.outcomes import Document
+    from ivr.simulator.transport import SimulatorError
+
+    transport = in_process([ZH])
+    sim = Call(transport, ScriptedOrNone())
+    doc = Document("http://localhost/x", ET.fromstring("<Response><Say>hi</Say><Dial>+15550100000</Dial></Response>"))
+    queue = Queue(sim, ET.fromstring('<Enqueue waitUrl="/w">q</Enqueue>'), doc)
+    with pytest.raises(SimulatorError, match="Dial"):
+        if context == "wait":
+            queue.run_wait_document(doc)
+        elif context == "queue_url":
+            queue.run_before_bridge(doc)
+        else:
+            _agent_side(sim, sim.leg.dialled("+1"), doc, act.AgentAnswers())
+
+
+def test_issue9_gather_is_allowed_in_a_wait_url():
+    import xml.etree.ElementTree as ET
+
+    from ivr.simulator.enqueue import Queue
+    from ivr.simulator.outcomes import Document
+
+    sim = Call(in_process([ZH]), ScriptedOrNone())
+    doc = Document("http://localhost/x", ET.fromstring(
+        '<Response><Gather timeout="3" numDigits="1"><Say>press 1 to leave</Say></Gather></Response>'))
+    queue = Queue(sim, ET.fromstring('<Enqueue waitUrl="/w">q</Enqueue>'), doc)
+    queue.plan, queue.deadline = act.StayOnHold(), None
+    assert queue.run_wait_document(doc) is None and sim.clock.now > 3
+
+
+class ScriptedOrNone:
+    def decide(self, moment):
+        return None

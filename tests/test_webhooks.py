@@ -480,3 +480,37 @@ def test_issue9_the_fallback_dial_has_an_action_that_ends_politely(twilio):
     done = TwilioCall.expect_ok(twilio.post(dial.get("action"), {"CallSid": "CA" + "8" * 32,
                                                                  "DialCallStatus": "completed", "DialBridged": "true"}))
     assert [c.tag for c in done] == ["Hangup"]
+
+
+# --- issue 9.5: every endpoint's failure answer is valid TwiML for its context -------------------
+
+def _break(monkeypatch, name):
+    from ivr.engine.engine import Engine
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("broken on purpose")
+    monkeypatch.setattr(Engine, name, boom)
+
+
+def test_issue9_whisper_failure_hangs_up_the_agent_leg_never_dials(twilio, monkeypatch):
+    call, dial, number = start_transfer(twilio)
+    _break(monkeypatch, "whisper")
+    agent = {**call.common, "CallSid": "CA" + "d" * 32, "ParentCallSid": call.sid}
+    xml = call.expect_ok(twilio.post(number.get("url"), agent))
+    assert [c.tag for c in xml] == ["Hangup"]
+
+
+def test_issue9_wait_url_failure_leaves_the_queue_never_dials(twilio, monkeypatch):
+    call = twilio.call()
+    call.gather(Digits="1")
+    enqueue = call.gather(Digits="1").find("Enqueue")
+    _break(monkeypatch, "hold_wait")
+    xml = call.expect_ok(twilio.post(enqueue.get("waitUrl"), {**call.common, "QueueTime": "5"}))
+    assert [c.tag for c in xml] == ["Leave"]
+
+
+def test_issue9_queue_url_failure_is_a_short_say_never_dials(twilio, monkeypatch):
+    call = twilio.call()
+    _break(monkeypatch, "hold_returning")
+    xml = call.expect_ok(twilio.post("/twilio/hold/return", {**call.common, "QueueTime": "20"}))
+    assert [c.tag for c in xml] == ["Say"] and xml.find("Say").text == "让您久等了,感谢您的耐心等待。"
