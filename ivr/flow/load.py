@@ -154,6 +154,7 @@ def check_graph(flow: Flow, source: Source) -> list[Problem]:
             target(at + path, dest)
         kind = KINDS[step.kind]
         problems += kind.check(getattr(step, step.kind), step, flow, source, at)
+    problems += __import__("ivr.twilio.limits", fromlist=["x"]).flow_limits(flow, source)  # Twilio's limits
     reached = reachable(flow)
     for name in flow.steps:
         if name not in reached:

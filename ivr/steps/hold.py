@@ -133,8 +133,14 @@ class HoldKind(Kind):
         return f"{limit}check-in every {duration_text(spec.check_in_every or et.hold.check_in_every)}"
 
     def check(self, spec, step, flow, source, at):
-        return required(source, at + ("hold",), spec, "E9 hold", reason="why the caller must wait",
-                        ask="a question asking if they mind waiting", limit="the promised longest wait, e.g. 1m")
+        from ivr.twilio import limits
+
+        problems = required(source, at + ("hold",), spec, "E9 hold", reason="why the caller must wait",
+                            ask="a question asking if they mind waiting", limit="the promised longest wait, e.g. 1m")
+        message = limits.queue_name(spec.queue)
+        if message:
+            problems.append(source.problem(at + ("hold", "queue"), message))
+        return problems
 
     def listening(self, run):
         return run.state.phase in ("asking", "at_limit", "declined")

@@ -44,6 +44,12 @@ class MenuKind(Kind):
     def ways_out(self, step, flow):
         return [Way(o.go, option_label(o), ("menu", "options", i, "go")) for i, o in enumerate(step.menu.options)]
 
+    def check(self, spec, step, flow, source, at):
+        from ivr.twilio import limits
+
+        message = limits.hints([w for o in spec.options for w in o.words])
+        return [source.problem(at + ("menu", "options"), message)] if message else []
+
     def listening(self, run):
         return True
 

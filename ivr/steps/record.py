@@ -38,6 +38,12 @@ class RecordKind(Kind):
     def facts(self, spec, step, flow):
         return f"up to {duration_text(spec.max_length)}, ends with {spec.finish_keys}"
 
+    def check(self, spec, step, flow, source, at):
+        from ivr.twilio import limits
+
+        message = limits.record_length(spec.max_length)
+        return [source.problem(at + ("record", "max_length"), message)] if message else []
+
     def enter(self, run, spec):
         run.say(spec.empathy, spec.prompt)
         run.act(act.Record(spec.max_length, spec.finish_keys))

@@ -123,8 +123,16 @@ class TransferKind(Kind):
         return f"to {spec.to}, rings ≤ {duration_text(spec.ring_limit or et.transfer.ring_limit)}"
 
     def check(self, spec, step, flow, source, at):
-        return required(source, at + ("transfer",), spec, "E10 transfer", reason="why the transfer is needed",
-                        ask="a question asking if they mind being transferred")
+        from ivr.twilio import limits
+
+        problems = required(source, at + ("transfer",), spec, "E10 transfer", reason="why the transfer is needed",
+                            ask="a question asking if they mind being transferred")
+        et = step.etiquette or flow.etiquette
+        message = limits.ring_limit(spec.ring_limit or et.transfer.ring_limit)
+        if message:
+            path = ("transfer", "ring_limit") if spec.ring_limit else ("transfer",)
+            problems.append(source.problem(at + path, message))
+        return problems
 
     def listening(self, run):
         return run.state.phase in ("asking", "unanswered")
