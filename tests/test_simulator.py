@@ -436,3 +436,39 @@ def test_issue9_gather_is_allowed_in_a_wait_url():
 class ScriptedOrNone:
     def decide(self, moment):
         return None
+
+
+# --- issue 9.9: an outage: Twilio requests the fallback URL, or plays its error message ---------------
+
+class _Outage(Caller):
+    def choose(self, moment):
+        if moment.kind == act.PROMPT:
+            return act.Press("1")
+        if moment.kind == act.TRANSFER:
+            return act.NoAnswer()
+        return None if moment.kind in (act.BETWEEN, act.PAUSE) else act.HangUp()
+
+
+def _broken_app():
+    transport = in_process([ZH])
+
+    @transport.app.before_request
+    def down():
+        if request.path == "/twilio/event":
+            return "upstream down", 502
+        return None
+    return transport
+
+
+def test_issue9_an_http_error_makes_twilio_request_the_fallback_url():
+    transport = _broken_app()
+    result = place_call(transport, _Outage(), "bank_hotline")
+    heard = [line.text for line in lines(result)]
+    assert result.webhook_failures and result.webhook_failures[0][0].startswith("/twilio/event")
+    assert "非常抱歉,系统暂时出现问题,正在为您转接人工客服,请不要挂机。" in heard
+    assert heard[-1] == "感谢您的来电,再见!", "the fallback transfer failed: it still ends politely"
+
+
+def test_issue9_without_a_fallback_url_the_caller_hears_twilios_error_message():
+    result = place_call(_broken_app(), _Outage(), "bank_hotline", fallback_path=None)
+    assert [line.text for line in lines(result)][-1] == "We are sorry, an application error has occurred. Goodbye."

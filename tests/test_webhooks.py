@@ -514,3 +514,13 @@ def test_issue9_queue_url_failure_is_a_short_say_never_dials(twilio, monkeypatch
     _break(monkeypatch, "hold_returning")
     xml = call.expect_ok(twilio.post("/twilio/hold/return", {**call.common, "QueueTime": "20"}))
     assert [c.tag for c in xml] == ["Say"] and xml.find("Say").text == "让您久等了,感谢您的耐心等待。"
+
+
+def test_issue9_fallback_url_apologises_and_routes_to_the_flows_fallback_without_the_store(twilio, store_url):
+    sid = "CA" + "7" * 32
+    xml = TwilioCall.expect_ok(twilio.post("/twilio/fallback", {"CallSid": sid, "To": "+861095500",
+                                                                "ErrorCode": "11200", "ErrorUrl": "https://x/y"}))
+    assert xml.find("Say").text.startswith("非常抱歉") and xml.find("Dial/Sip") is not None
+    assert xml.find("Dial").get("action").startswith("/twilio/fallback/dialled")
+    assert open_store(store_url).call_log(sid) == [], "stateless: nothing read or written"
+    assert twilio.post("/twilio/fallback", {"CallSid": sid}, sign=False).status_code == 403, "signed like any webhook"
