@@ -304,7 +304,7 @@ def test_e10_warm_transfer_asks_whispers_and_hands_over_only_when_accepted():
     assert call.said == ["正在为您转接,请不要挂机。"]
     assert call.last == act.Transfer("sip:agents@pbx.huaxia-demo-bank.example.com", 30)
     whisper = call.engine.whisper(call.state)
-    assert "来电号码+8613800138000" in whisper and "张先生" in whisper and whisper.endswith("接听请按1。")
+    assert "来电号码8 6 1 3 8 0 0 1 3 8 0 0 0" in whisper and "张先生" in whisper and whisper.endswith("接听请按1。")
     call.send(ev.TransferEnded("connected"))
     assert "还有其他可以帮助您的吗" in call.text
     assert call.facts("transfer_ended")[-1]["outcome"] == "connected"
@@ -487,3 +487,9 @@ def test_issue9_english_last_window_resumes():
 def test_issue9_a_choice_in_the_last_window_is_taken_directly():
     call = _at_last_words()
     assert "为了尽快为您办理挂失" in call.press("2").text
+
+
+def test_issue9_the_whisper_reads_the_callers_number_digit_by_digit():
+    call = Call(caller=ZHANG)
+    assert "来电号码8 6 1 3 8 0 0 1 3 8 0 0 0" in call.engine.whisper(
+        type(call.state)(**{**call.state.to_dict(), "step": "agent"}))

@@ -21,8 +21,13 @@ class _Formatter(string.Formatter):
 _format = _Formatter().vformat
 
 
-def render(text: str, state: CallState | None) -> str:
-    values = {**(state.variables if state else {}), "caller": state.caller if state else ""}
+def render(text: str, state: CallState | None, spell_numbers: bool = False) -> str:
+    """Fill a template. `spell_numbers`: the caller's number digit by digit ("1 3 8 0 0..."), so a voice
+    reads it as a phone number and not as one big number (the whisper, E10)."""
+    caller = state.caller if state else ""
+    if spell_numbers:
+        caller = " ".join(ch for ch in caller if ch.isdigit())
+    values = {**(state.variables if state else {}), "caller": caller}
     return _format(text, (), values).strip()
 
 
