@@ -472,3 +472,22 @@ def test_issue9_an_http_error_makes_twilio_request_the_fallback_url():
 def test_issue9_without_a_fallback_url_the_caller_hears_twilios_error_message():
     result = place_call(_broken_app(), _Outage(), "bank_hotline", fallback_path=None)
     assert [line.text for line in lines(result)][-1] == "We are sorry, an application error has occurred. Goodbye."
+
+
+def test_issue9_simulate_url_with_a_flow_in_the_path_calls_that_flow():
+    from ivr.simulator.commands import _split_voice_url
+
+    assert _split_voice_url("http://h:8080/twilio/voice/bank_hotline_en") == ("http://h:8080", "/twilio/voice/bank_hotline_en")
+    assert _split_voice_url("http://h:8080/") == ("http://h:8080", None)
+
+
+def test_issue9_a_public_url_mismatch_is_named_not_blamed_on_the_token():
+    from ivr.simulator.transport import SimulatorError
+
+    token = "tok-0123456789"
+    app = create_app([str(ZH)], store=MemoryStore(), auth_token=token, public_url="https://ivr.example.com")
+    transport = InProcessTransport(app, token)
+    with pytest.raises(SimulatorError, match="--public-url"):
+        transport.send("POST", "http://localhost/twilio/voice", {"CallSid": "CA" + "1" * 32})
+    transport.public_url = "https://ivr.example.com"
+    assert transport.send("POST", "http://localhost/twilio/voice", {"CallSid": "CA" + "1" * 32}).status == 200
