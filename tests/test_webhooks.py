@@ -524,3 +524,15 @@ def test_issue9_fallback_url_apologises_and_routes_to_the_flows_fallback_without
     assert xml.find("Dial").get("action").startswith("/twilio/fallback/dialled")
     assert open_store(store_url).call_log(sid) == [], "stateless: nothing read or written"
     assert twilio.post("/twilio/fallback", {"CallSid": sid}, sign=False).status_code == 403, "signed like any webhook"
+
+
+def test_issue9_a_retried_wait_url_request_counts_one_check_in(twilio, store_url):
+    call = twilio.call()
+    call.gather(Digits="1")
+    wait = call.gather(Digits="1").find("Enqueue").get("waitUrl")
+    params = {**call.common, "QueueTime": "30"}
+    first = twilio.post(wait, params, headers={"I-Twilio-Idempotency-Token": "tok-1"})
+    retry = twilio.post(wait, params, headers={"I-Twilio-Idempotency-Token": "tok-1"})
+    assert first.data == retry.data
+    check_ins = [e for e in open_store(store_url).call_log(call.sid) if e.get("fact") == "check_in"]
+    assert len(check_ins) == 1

@@ -104,9 +104,30 @@ def form():
     return request.form if request.method == "POST" else request.args
 
 
+IDEMPOTENCY_HEADER = "I-Twilio-Idempotency-Token"  # the same on Twilio's retries of one webhook request:
+# https://www.twilio.com/docs/usage/webhooks/webhooks-connection-overrides
+
+
 def received() -> dict:
-    """The request as the call log keeps it (replay re-drives calls from these)."""
-    return {"kind": "request", "path": request.path, "query": request.args.to_dict(), "params": form().to_dict()}
+    """The request as the call log keeps it (replay re-drives calls from these), with Twilio's
+    idempotency token when it sent one."""
+    entry = {"kind": "request", "path": request.path, "query": request.args.to_dict(), "params": form().to_dict()}
+    token = request.headers.get(IDEMPOTENCY_HEADER)
+    if token:
+        entry["idempotency_token"] = token[:200]
+    return entry
+
+
+def answered_before(sid: str) -> str | None:
+    """A retried request (same idempotency token) gets the answer logged for it, and is not counted twice."""
+    token = request.headers.get(IDEMPOTENCY_HEADER)
+    if not token:
+        return None
+    log_entries = svc().store.call_log(sid)
+    for i, entry in enumerate(log_entries):
+        if entry.get("kind") == "request" and entry.get("idempotency_token") == token[:200]:
+            return next((e["twiml"] for e in log_entries[i + 1:] if e.get("kind") == "response"), None)
+    return None
 
 
 @bp.before_request
@@ -192,8 +213,12 @@ def status(sid: str) -> str:
 @bp.route("/twilio/hold/wait", methods=WEBHOOK_METHODS)
 @webhook(lambda sid, reason: only("leave"))  # the Enqueue action then apologises
 def hold_wait(sid: str) -> str:
-    """Twilio requests this again each time its TwiML ends, for as long as the caller is queued."""
+    """Twilio requests this again each time its TwiML ends, for as long as the caller is queued. A retry of
+    the same request (Twilio's idempotency token) is answered as before: one check-in, counted once."""
     service = svc()
+    again = answered_before(sid)
+    if again is not None:
+        return again
     call = service.session.load(sid)
     if call is None or call.state.phase != "holding":
         return only("leave")
