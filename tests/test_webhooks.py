@@ -536,3 +536,17 @@ def test_issue9_a_retried_wait_url_request_counts_one_check_in(twilio, store_url
     assert first.data == retry.data
     check_ins = [e for e in open_store(store_url).call_log(call.sid) if e.get("fact") == "check_in"]
     assert len(check_ins) == 1
+
+
+def test_issue9_the_at_limit_choice_listens_for_the_words_of_its_offers(twilio):
+    call = twilio.call()
+    call.gather(Digits="1")
+    enqueue = call.gather(Digits="1").find("Enqueue")
+    gather = call.follow(enqueue, QueueResult="leave", QueueTime="61").find("Gather")
+    hints = gather.get("hints").split(",")
+    assert {"继续等待", "回电", "留言"} <= set(hints) and "speech" in gather.get("input")
+
+
+def test_issue9_hold_music_is_cacheable(twilio):
+    response = twilio.client.get("/twilio/music?seconds=30")
+    assert "max-age" in response.headers.get("Cache-Control", "")

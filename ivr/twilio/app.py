@@ -315,7 +315,11 @@ def music():
         seconds = int(request.args.get("seconds", "30"))
     except ValueError:
         abort(400, "seconds must be a whole number")
-    return Response(hold_music_wav(seconds), mimetype="audio/wav")
+    # Twilio caches <Play> media by its HTTP cache headers: without them it may fetch the file again on
+    # every wait-URL round and drift the 30 s check-in rhythm (https://www.twilio.com/docs/voice/twiml/play)
+    response = Response(hold_music_wav(seconds), mimetype="audio/wav")
+    response.headers["Cache-Control"] = "public, max-age=86400, immutable"
+    return response
 
 
 @bp.get("/healthz")
