@@ -550,3 +550,9 @@ def test_issue9_the_at_limit_choice_listens_for_the_words_of_its_offers(twilio):
 def test_issue9_hold_music_is_cacheable(twilio):
     response = twilio.client.get("/twilio/music?seconds=30")
     assert "max-age" in response.headers.get("Cache-Control", "")
+
+
+def test_issue9_the_unanswered_choice_listens_for_the_words_of_its_offers(twilio):
+    call, dial, number = start_transfer(twilio)
+    gather = call.follow(dial, DialCallStatus="no-answer").find("Gather")
+    assert "重新转接" in gather.get("hints").split(",")

@@ -85,6 +85,7 @@ class HoldMachine(CallMachine):
         self.run.goto(self.run.spec.if_declined)
 
     def offer_instead(self) -> None:
+        self.run.state.phase = "declined"  # the listen below offers this phase's choices (hints, keys)
         self.run.ask(self.run.etiquette.hold.declined)
 
     def go_next(self) -> None:
@@ -95,6 +96,7 @@ class HoldMachine(CallMachine):
         self.run.goto(self.run.spec.if_limit)
 
     def offer_at_limit(self) -> None:
+        self.run.state.phase = "at_limit"  # the listen below offers this phase's choices (hints, keys)
         self.run.ask(self.run.etiquette.hold.at_limit)
 
     def take_offer(self, offer: str) -> None:

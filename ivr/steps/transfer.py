@@ -92,6 +92,7 @@ class TransferMachine(CallMachine):
         self.run.goto(self.run.spec.if_unanswered)
 
     def offer_after_no_answer(self) -> None:
+        self.run.state.phase = "unanswered"  # the listen below offers this phase's choices (hints, keys)
         self.run.ask(self.run.etiquette.transfer.unanswered)
 
     def take_offer(self, offer: str) -> None:
