@@ -491,3 +491,15 @@ def test_issue9_a_public_url_mismatch_is_named_not_blamed_on_the_token():
         transport.send("POST", "http://localhost/twilio/voice", {"CallSid": "CA" + "1" * 32})
     transport.public_url = "https://ivr.example.com"
     assert transport.send("POST", "http://localhost/twilio/voice", {"CallSid": "CA" + "1" * 32}).status == 200
+
+
+def test_issue9_get_webhooks_carry_twilios_parameters_in_the_query_string():
+    app = Flask("echo")
+
+    @app.get("/hook")
+    def hook():
+        return request.args.to_dict()
+
+    transport = InProcessTransport(app, "t")
+    reply = transport.send("GET", "http://localhost/hook?k=1", {"CallSid": "CA1", "Digits": "5"})
+    assert yaml.safe_load(reply.text) == {"k": "1", "CallSid": "CA1", "Digits": "5"}

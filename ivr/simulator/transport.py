@@ -6,7 +6,7 @@ URL and the POST parameters under the account's auth token, so the app really ch
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from twilio.request_validator import RequestValidator
 
@@ -52,6 +52,9 @@ class Transport:
         return _origin(url) == _origin(self.base_url)
 
     def send(self, method: str, url: str, params: dict | None = None) -> Reply:
+        if method == "GET" and params:  # Twilio sends a GET webhook's parameters in the query string
+            # (https://www.twilio.com/docs/usage/webhooks/webhooks-overview), and signs the full URL
+            url += ("&" if "?" in url else "?") + urlencode(params)
         params = dict(params or {}) if method == "POST" else {}
         headers = {"X-Twilio-Signature": self.signature(url, params)}
         reply = self._dispatch(method, url, params, headers)
