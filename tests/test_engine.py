@@ -136,12 +136,26 @@ def test_e2_english_wording():
 
 # --- E3 too quiet, E5 noisy, E6 dialect ------------------------------------------
 
-def test_e3_too_quiet_asks_louder_then_hangs_up_with_the_script():
+def test_e3_too_quiet_needs_evidence_from_the_audio_then_asks_louder_and_says_goodbye():
     call = Call()
-    assert call.say("嗯", 0.1).said == ["对不起!请您大声一点,好吗?"]
-    assert call.say("嗯", 0.1).said == ["对不起!您的电话声音太小,请您换一部电话打来,好吗?再见!"]
+    assert call.send(ev.Speech("嗯", 0.9, line="quiet")).said == ["对不起!请您大声一点,好吗?"]
+    assert call.send(ev.Speech("嗯", None, line="quiet")).said == ["对不起!您的电话声音太小,请您换一部电话打来,好吗?再见!"]
     listens(call, 5)
-    assert isinstance(call.say("嗯", 0.1).last, act.Hangup)
+    assert isinstance(call.silence().last, act.Hangup)
+
+
+@pytest.mark.parametrize("confidence", [0.0, 0.05, 0.1, 0.19])
+def test_issue9_low_confidence_alone_is_never_a_claim_about_volume(confidence):
+    call = Call()
+    assert call.say("嗯", confidence).said == ["很对不起,我没听清,请您重复一遍好吗?您也可以按键选择。"]
+    assert not call.facts("miss")[0]["ladder"] == "quiet"
+
+
+def test_issue9_missing_confidence_is_unknown_the_words_decide():
+    call = Call()
+    assert "为了尽快为您办理挂失" in call.say("我的卡丢了", None).text
+    call = Call(EN)
+    assert "transfer you to our card services team" in call.say("I lost my card", None).text
 
 
 def test_e5_noisy_line_offers_the_keypad_then_the_script():
@@ -288,9 +302,9 @@ def test_e10_warm_transfer_asks_whispers_and_hands_over_only_when_accepted():
     call = to_transfer(Call(caller=ZHANG))
     call.say("可以")
     assert call.said == ["正在为您转接,请不要挂机。"]
-    assert call.last == act.Transfer("+861095500001", 30)
+    assert call.last == act.Transfer("sip:agents@pbx.huaxia-demo-bank.example.com", 30)
     whisper = call.engine.whisper(call.state)
-    assert "来电号码+8613800138000" in whisper and "张先生" in whisper and whisper.endswith("接听请按1。")
+    assert "来电号码8 6 1 3 8 0 0 1 3 8 0 0 0" in whisper and "张先生" in whisper and whisper.endswith("接听请按1。")
     call.send(ev.TransferEnded("connected"))
     assert "还有其他可以帮助您的吗" in call.text
     assert call.facts("transfer_ended")[-1]["outcome"] == "connected"
@@ -379,7 +393,9 @@ def test_an_ended_call_only_hangs_up():
 
 def test_english_keywords_match_whole_words_only():
     call = to_transfer(Call(EN))
-    assert call.say("I know it").said[0].startswith("Sorry, I didn't catch that"), "'know' is not 'no'"
+    # an unclear consent answer now hears the consent 'unsure' words and the keypad hint (issue 9.2)
+    assert call.say("I know it").said == ["Sorry, I didn't quite understand.",
+                                          "To agree, press 1 or say yes. If not, press 2."], "'know' is not 'no'"
     assert call.say("yes, okay").said == ["Connecting you now. Please stay on the line."]
 
 
@@ -423,3 +439,57 @@ def test_e9_a_flow_may_choose_where_the_hold_limit_leads(tmp_path):
     call.press("1")
     call.send(ev.HoldEnded("limit", waited=60))
     assert call.said[0] == "让您久等了,感谢您的耐心等待。" and call.state.step == "agent"
+
+
+# --- issue 9.1: the last listening window listens ---------------------------------------
+
+def _at_last_words(flow=ZH, how="silence"):
+    call = Call(flow)
+    for _ in range(2):
+        if how == "silence":
+            call.silence()
+        else:
+            call.say("挂...", 0.3)
+    assert call.facts("final_words"), call.said
+    listens(call, 5)
+    return call
+
+
+@pytest.mark.parametrize("event", [ev.Speech("喂?", 0.8), ev.Speech("请问你们几点下班", None),
+                                   ev.Speech("喂,有人吗", 0.3), ev.Digits("7"), ev.Digits("#")])
+def test_issue9_any_words_or_key_in_the_last_window_resume_with_an_apology_and_the_prompt(event):
+    call = _at_last_words()
+    menu = call.engine.render(call.engine.flow.steps["main_menu"].menu.prompt, call.state)
+    call.send(event)
+    assert call.said == ["对不起,我还在,我再说一遍。", menu]
+    listens(call, 5)
+    assert call.facts("resumed") and not call.state.ended
+    assert call.silence().said == ["您好,请问有什么可以帮助您?"], "the ladder starts over"
+
+
+@pytest.mark.parametrize("event", [ev.Silence(), ev.Speech("…", 0.9), ev.Speech("嗯", 0.05)])
+def test_issue9_only_silence_or_line_noise_ends_the_last_window(event):
+    call = _at_last_words()
+    assert isinstance(call.send(event).last, act.Hangup)
+
+
+def test_issue9_unclear_line_last_window_resumes_on_words_too():
+    call = _at_last_words(how="noisy")
+    assert call.say("hello?", 0.4).said[0] == "对不起,我还在,我再说一遍。"
+
+
+def test_issue9_english_last_window_resumes():
+    call = Call(EN)
+    call.silence(), call.silence()
+    assert call.say("hello? are you there?").said[0] == "Sorry, I'm still here. Let me say that again."
+
+
+def test_issue9_a_choice_in_the_last_window_is_taken_directly():
+    call = _at_last_words()
+    assert "为了尽快为您办理挂失" in call.press("2").text
+
+
+def test_issue9_the_whisper_reads_the_callers_number_digit_by_digit():
+    call = Call(caller=ZHANG)
+    assert "来电号码8 6 1 3 8 0 0 1 3 8 0 0 0" in call.engine.whisper(
+        type(call.state)(**{**call.state.to_dict(), "step": "agent"}))

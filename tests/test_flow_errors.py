@@ -210,3 +210,37 @@ def test_serve_with_a_bad_store_says_so_without_traceback(store, ivr, monkeypatc
     result = ivr("serve", "--store", store, "--port", "1")
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.startswith("ivr serve: ") and "sqlite:///calls.db" in result.stderr
+
+
+# --- issue 9.8: Twilio's limits refused at load, with file:line ------------------------------------
+
+from ivr.flow.source import FlowError as _FlowError  # noqa: E402
+
+_REPO_FLOWS = Path(__file__).resolve().parent.parent / "call_flows"
+
+
+def _load_edited(tmp_path, old, new, flow="bank_hotline.yaml"):
+    from ivr.flow import load_flow
+
+    text = (_REPO_FLOWS / flow).read_text(encoding="utf-8")
+    assert old in text, old
+    (tmp_path / "callers.yaml").write_text((_REPO_FLOWS / "callers.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    (tmp_path / "f.yaml").write_text(text.replace(old, new, 1), encoding="utf-8")
+    with pytest.raises(_FlowError) as err:
+        load_flow(tmp_path / "f.yaml")
+    return str(err.value)
+
+
+@pytest.mark.parametrize("old, new, expect", [
+    ("ring_limit: 30s", "ring_limit: 5s", "Twilio rings 5-600 s"),
+    ("ring_limit: 30s", "ring_limit: 20m", "Twilio rings 5-600 s"),
+    ("max_length: 2m", "max_length: 1s", "more than 1 s"),
+    ("queue: accounts", "queue: " + "q" * 65, "64 at most"),
+    ("voice: Polly.Zhiyu-Neural", "voice: Polly.Joanna-Neural", "does not speak cmn-CN"),
+    ("    say: 您好,欢迎致电{org}", "    say: " + "长" * 3001 + "您好,欢迎致电{org}", "at most 3000"),
+    ("words: [余额, 账户, 查询]", "words: [" + ", ".join(f"w{i}" for i in range(501)) + "]", "at most 500"),
+    ("words: [余额, 账户, 查询]", "words: [" + "字" * 101 + "]", "100 at most"),
+])
+def test_issue9_twilio_limits_are_refused_at_load_with_the_line(tmp_path, old, new, expect):
+    message = _load_edited(tmp_path, old, new)
+    assert expect in message and "f.yaml:" in message

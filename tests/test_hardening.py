@@ -95,7 +95,7 @@ def test_control_characters_from_the_caller_never_reach_twiml_or_the_log(store_u
     call.gather(Digits="0")
     dial = call.gather(Digits="1").find("Dial")
     agent = {**call.common, "CallSid": "CA" + "f" * 32, "ParentCallSid": call.sid}
-    whisper = twilio.post(dial.find("Number").get("url"), agent)
+    whisper = twilio.post(dial[0].get("url"), agent)
     assert whisper.status_code == 200
     ET.fromstring(whisper.data)  # valid XML: the transfer can go on
     assert b"\x01" not in whisper.data and b"\x1b" not in whisper.data
@@ -231,7 +231,7 @@ def test_a_frozen_store_gets_the_apology_within_the_budget(caplog):
         start = time.monotonic()
         xml = call.gather(Digits="1")
         times.append(time.monotonic() - start)
-        assert "非常抱歉" in xml.find("Say").text and xml.find("Dial").text == "+861095500000"
+        assert "非常抱歉" in xml.find("Say").text and xml.find("Dial")[0].text == "sip:service@pbx.huaxia-demo-bank.example.com"
     assert times[0] < 1.5, "one store timeout, then the breaker answers the apology at once"
     assert max(times[1:]) < 0.2
     no_tracebacks(caplog)

@@ -94,7 +94,7 @@ def drive_calls(store_url: str) -> dict[str, str]:
     c = Call(client, sid(3), caller="+8613800138000")
     c.gather(Digits="0")
     c.gather(Digits="1")
-    number = c.xml.find("Dial").find("Number")
+    number = c.xml.find("Dial").find("Sip")
     agent = {"CallSid": "CA" + "f" * 32, "ParentCallSid": c.sid, "Direction": "outbound-dial"}
     whisper = c.post(number.get("url"), agent)
     c.post(whisper.find("Gather").get("action"), {**agent, "Digits": "1"})
@@ -212,7 +212,7 @@ def test_hold_over_its_promise_is_a_breach(cards):
 def test_transfers_consent_and_outcome(cards):
     ok = cards["transfer_ok"]["transfers"]
     assert [(t["consent"], t["outcome"], t["agent_accepted"]) for t in ok] == [(True, "connected", True)]
-    assert ok[0]["to"] == "+861095500001" and ok[0]["ring_limit"] == 30
+    assert ok[0]["to"] == "sip:agents@pbx.huaxia-demo-bank.example.com" and ok[0]["ring_limit"] == 30
     unanswered = cards["transfer_no_answer"]
     assert [(t["consent"], t["outcome"]) for t in unanswered["transfers"]] == [(True, "no_answer")]
     assert [m["url"] for m in unanswered["messages"]] == ["https://api.twilio.com/rec/RE4"]

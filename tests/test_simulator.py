@@ -241,7 +241,10 @@ def test_hold_check_ins_are_never_more_than_30_s_apart():
     assert len(spoken) >= 3 and max(gaps) <= 30
     waits = requests(store, result.call_sid, "/twilio/hold/wait")
     assert [int(w["params"]["QueueTime"]) for w in waits] == [0, 30, 59, 60]
-    assert all(w["params"]["QueueSid"].startswith("QU") and w["params"]["QueuePosition"] == "1" for w in waits)
+    assert all(w["params"]["QueueSid"].startswith("QU") for w in waits)
+    # issue 9: the queue's figures change while the caller waits, as a real queue's do
+    assert [w["params"]["QueuePosition"] for w in waits] == ["3", "2", "1", "1"]
+    assert len({w["params"]["AvgQueueTime"] for w in waits}) > 1
     action = [e for e in requests(store, result.call_sid) if e["query"]["k"] == "queue"][0]["params"]
     assert action["QueueResult"] == "leave" and action["QueueTime"] == "60"
 
@@ -303,14 +306,24 @@ def test_an_accepted_transfer_runs_the_whisper_on_the_agents_own_leg():
     assert agent_params["Direction"] == "outbound-dial"
     dial = [e for e in requests(store, result.call_sid) if e["query"]["k"] == "dial"][0]["params"]
     assert dial["DialCallStatus"] == "completed" and dial["DialCallSid"] == agent_params["CallSid"]
-    assert int(dial["DialCallDuration"]) >= 50
-    assert result.transferred_to == "+861095500002"
+    assert int(dial["DialCallDuration"]) >= 50 and dial["DialBridged"] == "true"
+    assert result.transferred_to == "sip:cards@pbx.huaxia-demo-bank.example.com"
+
+
+def test_issue9_dial_rings_timeout_plus_twilios_5s_buffer_and_the_caller_waits_the_promise():
+    result, store = call(act.Press("2"), act.Press("1"), act.AgentAnswers(ring=27, talk=10), act.Press("2"))
+    assert result.transferred_to, "25 s timeout + Twilio's 5 s: an answer at 27 s is still taken"
+    result, store = call(act.Press("2"), act.Press("1"), act.NoAnswer(), act.Press("2"))
+    ringing = next(line for line in result.transcript.lines if "ringing" in line.text)
+    apology = next(line for line in lines(result, kind="say") if line.t > ringing.t)
+    assert apology.t - ringing.t == pytest.approx(30, abs=0.01), "the caller waits the 30 s promised, not 35"
 
 
 def test_a_declining_agent_leaves_the_caller_unconnected():
     result, store = call(act.Press("0"), act.Press("1"), act.AgentDeclines(), act.Press("3"))
     dial = [e for e in requests(store, result.call_sid) if e["query"]["k"] == "dial"][0]["params"]
     assert dial["DialCallStatus"] == "completed", "the agent's leg was answered: Twilio reports completed"
+    assert dial["DialBridged"] == "false"
     assert result.transferred_to is None
     assert any("非常抱歉" in line.text for line in lines(result))
 
@@ -395,3 +408,127 @@ def test_ivr_simulate_reads_piped_commands_and_explains_bad_ones():
     assert "Hello Ms Li" in out and "Traceback" not in out and "\x1b[" not in done.stdout
     assert "'press 7x': keys are 0-9, * and #" in out
     assert "Thank you for calling. Goodbye." in out and "call ends: the caller hung up" in out
+
+
+def test_issue9_speech_without_a_confidence_sends_no_confidence_as_twilio_may():
+    result, store = call(act.Speak("我要挂失"))
+    params = requests(store, result.call_sid)[0]["params"]
+    assert params["SpeechResult"] == "我要挂失" and "Confidence" not in params
+
+
+def test_issue9_a_silent_recording_still_requests_the_action_as_twilio_does():
+    result, store = call(act.Press("3"), act.Silence())
+    params = [e for e in requests(store, result.call_sid) if e["query"]["k"] == "record"][0]["params"]
+    assert params["RecordingDuration"] == "0" and params["RecordingUrl"].startswith("https://")
+    heard = [line.text for line in lines(result)]
+    assert "很抱歉,我们没有听到您的留言,这次没有录音。" in heard and not any("两个工作日" in t for t in heard)
+
+
+# --- issue 9.5: the simulator refuses a verb Twilio forbids in a context ---------------------------
+
+@pytest.mark.parametrize("context", ["wait", "queue_url", "whisper"])
+def test_issue9_simulator_refuses_dial_where_twilio_forbids_it(context):
+    import xml.etree.ElementTree as ET
+
+    from ivr.simulator.dial import _agent_side
+    from ivr.simulator.enqueue import Queue
+    from ivr.simulator.outcomes import Document
+    from ivr.simulator.transport import SimulatorError
+
+    transport = in_process([ZH])
+    sim = Call(transport, ScriptedOrNone())
+    doc = Document("http://localhost/x", ET.fromstring("<Response><Say>hi</Say><Dial>+15550100000</Dial></Response>"))
+    queue = Queue(sim, ET.fromstring('<Enqueue waitUrl="/w">q</Enqueue>'), doc)
+    with pytest.raises(SimulatorError, match="Dial"):
+        if context == "wait":
+            queue.run_wait_document(doc)
+        elif context == "queue_url":
+            queue.run_before_bridge(doc)
+        else:
+            _agent_side(sim, sim.leg.dialled("+1"), doc, act.AgentAnswers())
+
+
+def test_issue9_gather_is_allowed_in_a_wait_url():
+    import xml.etree.ElementTree as ET
+
+    from ivr.simulator.enqueue import Queue
+    from ivr.simulator.outcomes import Document
+
+    sim = Call(in_process([ZH]), ScriptedOrNone())
+    doc = Document("http://localhost/x", ET.fromstring(
+        '<Response><Gather timeout="3" numDigits="1"><Say>press 1 to leave</Say></Gather></Response>'))
+    queue = Queue(sim, ET.fromstring('<Enqueue waitUrl="/w">q</Enqueue>'), doc)
+    queue.plan, queue.deadline = act.StayOnHold(), None
+    assert queue.run_wait_document(doc) is None and sim.clock.now > 3
+
+
+class ScriptedOrNone:
+    def decide(self, moment):
+        return None
+
+
+# --- issue 9.9: an outage: Twilio requests the fallback URL, or plays its error message ---------------
+
+class _Outage(Caller):
+    def choose(self, moment):
+        if moment.kind == act.PROMPT:
+            return act.Press("1")
+        if moment.kind == act.TRANSFER:
+            return act.NoAnswer()
+        return None if moment.kind in (act.BETWEEN, act.PAUSE) else act.HangUp()
+
+
+def _broken_app():
+    transport = in_process([ZH])
+
+    @transport.app.before_request
+    def down():
+        if request.path == "/twilio/event":
+            return "upstream down", 502
+        return None
+    return transport
+
+
+def test_issue9_an_http_error_makes_twilio_request_the_fallback_url():
+    transport = _broken_app()
+    result = place_call(transport, _Outage(), "bank_hotline")
+    heard = [line.text for line in lines(result)]
+    assert result.webhook_failures and result.webhook_failures[0][0].startswith("/twilio/event")
+    assert "非常抱歉,系统暂时出现问题,正在为您转接人工客服,请不要挂机。" in heard
+    assert heard[-1] == "感谢您的来电,再见!", "the fallback transfer failed: it still ends politely"
+
+
+def test_issue9_without_a_fallback_url_the_caller_hears_twilios_error_message():
+    result = place_call(_broken_app(), _Outage(), "bank_hotline", fallback_path=None)
+    assert [line.text for line in lines(result)][-1] == "We are sorry, an application error has occurred. Goodbye."
+
+
+def test_issue9_simulate_url_with_a_flow_in_the_path_calls_that_flow():
+    from ivr.simulator.commands import _split_voice_url
+
+    assert _split_voice_url("http://h:8080/twilio/voice/bank_hotline_en") == ("http://h:8080", "/twilio/voice/bank_hotline_en")
+    assert _split_voice_url("http://h:8080/") == ("http://h:8080", None)
+
+
+def test_issue9_a_public_url_mismatch_is_named_not_blamed_on_the_token():
+    from ivr.simulator.transport import SimulatorError
+
+    token = "tok-0123456789"
+    app = create_app([str(ZH)], store=MemoryStore(), auth_token=token, public_url="https://ivr.example.com")
+    transport = InProcessTransport(app, token)
+    with pytest.raises(SimulatorError, match="--public-url"):
+        transport.send("POST", "http://localhost/twilio/voice", {"CallSid": "CA" + "1" * 32})
+    transport.public_url = "https://ivr.example.com"
+    assert transport.send("POST", "http://localhost/twilio/voice", {"CallSid": "CA" + "1" * 32}).status == 200
+
+
+def test_issue9_get_webhooks_carry_twilios_parameters_in_the_query_string():
+    app = Flask("echo")
+
+    @app.get("/hook")
+    def hook():
+        return request.args.to_dict()
+
+    transport = InProcessTransport(app, "t")
+    reply = transport.send("GET", "http://localhost/hook?k=1", {"CallSid": "CA1", "Digits": "5"})
+    assert yaml.safe_load(reply.text) == {"k": "1", "CallSid": "CA1", "Digits": "5"}

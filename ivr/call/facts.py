@@ -95,9 +95,10 @@ class Lost(Fact):
 
 @dataclass(frozen=True)
 class Listening(Fact):
-    """A step of a listening ladder (E2, E3, E5, E6): a miss, the retry said, or the final words."""
+    """A step of a listening ladder (E2, E3, E5, E6): a miss, the retry said, the final words, or the
+    caller resuming the call in the last window after them."""
 
-    names: ClassVar = {"miss": "miss", "retry": "retry", "final": "final_words"}
+    names: ClassVar = {"miss": "miss", "retry": "retry", "final": "final_words", "resumed": "resumed"}
     what: str
     ladder: str
     step: str | None = None

@@ -46,8 +46,9 @@ class LeaveHold:
 
 @dataclass(frozen=True)
 class Transfer:
-    to: str
-    ring_limit: float
+    to: str  # +E.164, sip:user@host or client:identity
+    ring_limit: float  # what the caller was promised: the longest they wait for an answer
+    caller_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -83,7 +83,7 @@ class Engine:
         step = self.flow.steps[state.step]
         defaults = self.etiquette(step).transfer
         text = step.transfer.whisper or step.transfer.reason or ""
-        return " ".join(t for t in (self.render(text, state), defaults.whisper_accept) if t)
+        return " ".join(t for t in (render(text, state, spell_numbers=True), defaults.whisper_accept) if t)
 
     def apology(self, state: CallState | None = None) -> str:
         """The flow's apology; if even that cannot be rendered, a built-in one (the apology must never

@@ -6,8 +6,15 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Speech:
+    """Words the caller said. `confidence` is the recogniser's estimate of its transcription's accuracy
+    (0..1), or None when the platform did not say (Twilio may omit it): then only the words count.
+    It says nothing about the caller's volume. `line` is the line's condition as measured from the
+    audio (quiet, speakerphone, noisy...), None when nobody measured it: only that evidence may lead to
+    the too-quiet (E3) or speakerphone (E4) words."""
+
     text: str
-    confidence: float
+    confidence: float | None = None
+    line: str | None = None
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,12 @@ from ivr.call import facts
 from ivr.engine import events as ev
 from ivr.engine.machines import CallMachine, fire
 from ivr.steps.base import Choice
+from ivr.steps.consent import REPEAT, UNSURE, unsure_again
 
 _LATIN = re.compile(r"[A-Za-z]")
+_WORDS = re.compile(r"[^\W\d_]", re.UNICODE)  # a letter of any script: Latin, CJK...
+NOISE_CONFIDENCE = 0.1  # a transcript the recogniser itself gives under 10%, in the last window: line noise
+RESUMABLE = ("silence", "quiet", "noisy")  # ladders whose last window resumes on any words or key (E2 step 4)
 
 
 def mentions(said: str, keyword: str) -> bool:
@@ -45,6 +49,11 @@ class ListenLadder(CallMachine):
         | retrying.to(listening, on="give_up")
         | last_chance.to(listening, on="give_up")
     )
+    # E2 step 4 (and E3, E5): in the last window any words or any key resume the call where it was;
+    # only silence and pure line noise end it. The not-understood ladder's last words followed speech
+    # that matched nothing, so more of it does not resume (it would loop).
+    late_input = (last_chance.to(listening, cond="resumable", on="resume")
+                  | last_chance.to(listening, on="give_up"))
 
     # guards: `ladder` is the name of the ladder that missed (silence, quiet, noisy, not_understood)
     def retry_left(self, ladder: str) -> bool:
@@ -56,10 +65,13 @@ class ListenLadder(CallMachine):
     def has_final(self, ladder: str) -> bool:
         return bool(_ladder(self.run, ladder).final)
 
+    def resumable(self, ladder: str, noise: bool) -> bool:
+        return ladder in RESUMABLE and not noise
+
     # actions
-    def say_retry(self, ladder: str) -> None:
+    def say_retry(self, ladder: str, instead: list | None = None) -> None:
         run, count = self.run, self.run.state.misses[ladder]
-        run.say(_ladder(run, ladder).retries[count - 1])
+        run.say(*(instead or [_ladder(run, ladder).retries[count - 1]]))
         run.note(facts.Listening("retry", ladder, count=count))
         run.listen()
 
@@ -68,6 +80,15 @@ class ListenLadder(CallMachine):
         run.say(spec.final)
         run.note(facts.Listening("final", ladder))
         run.listen(timeout=spec.final_listen)
+
+    def resume(self, ladder: str) -> None:
+        """A short apology, the last prompt again, and listening as before: the ladder starts over."""
+        run = self.run
+        run.note(facts.Listening("resumed", ladder, step=run.state.step))
+        run.state.misses = {}
+        run.say(run.etiquette.resume)
+        run.turn.say(*run.state.last_said)
+        run.listen()
 
     def move_on(self, ladder: str) -> None:
         self.run.goto(_ladder(self.run, ladder).then)
@@ -86,13 +107,17 @@ def heard(run, event) -> None:
     if isinstance(event, ev.Silence) or (isinstance(event, ev.Speech) and not event.text.strip()):
         return miss(run, "silence")
     choices = run.kind.choices(run, run.spec)
+    if run.state.listen_phase == "last_chance":
+        return heard_late(run, event, choices)
     if isinstance(event, ev.Speech):
-        if event.confidence < et.quiet.below:
+        if event.line == "quiet":  # only evidence from the audio says the caller is too quiet (E3)
             return miss(run, "quiet")
-        if event.confidence < et.noisy.below:
-            return miss(run, "noisy")
-        choice = match_words(choices, event.text)
-        if choice is None and any(mentions(event.text, w) for w in et.repeat_louder.words):
+        if event.confidence is not None and event.confidence < et.noisy.below:
+            return miss(run, "noisy")  # "I did not catch that", keypad offered (E5): never a claim about volume
+        choice = understood(run, event.text, choices)
+        if choice == UNSURE:  # neither yes nor no: ask again with the keypad hint; never taken as a no
+            return miss(run, "not_understood", instead=unsure_again(run))
+        if choice == REPEAT or (choice is None and any(mentions(event.text, w) for w in et.repeat_louder.words)):
             return repeat_louder(run)
     elif isinstance(event, ev.Digits):
         if event.digits == et.repeat_louder.keys:
@@ -102,8 +127,49 @@ def heard(run, event) -> None:
         raise TypeError(f"a listening step does not expect {type(event).__name__}")
     if choice is None:
         return miss(run, "not_understood")
-    run.state.listen_phase, run.state.misses = None, {}  # understood: the ladder starts again from the top
+    take(run, choice)
+
+
+def take(run, choice: Choice) -> None:
+    """Understood: the ladder starts again from the top (nothing to decide, so no event), the step acts."""
+    run.state.listen_phase, run.state.misses = None, {}
     run.kind.chose(run, run.spec, choice)
+
+
+def heard_late(run, event, choices) -> None:
+    """Words or a key in the last listening window (E2 step 4): a choice is taken, `*` or "听不清" is
+    repeated louder, anything else with words in it (a "hello?", a question) or any key resumes the
+    call with a short apology and the last prompt. Confidence does not matter here: the words do."""
+    et = run.etiquette
+    if isinstance(event, ev.Speech):
+        choice = understood(run, event.text, choices)
+        if choice == REPEAT or (choice is None and any(mentions(event.text, w) for w in et.repeat_louder.words)):
+            return repeat_louder(run)
+        choice = None if choice == UNSURE else choice
+        noise = _WORDS.search(event.text) is None or (event.confidence is not None
+                                                       and event.confidence < NOISE_CONFIDENCE)
+    else:
+        if event.digits == et.repeat_louder.keys:
+            return repeat_louder(run)
+        choice = next((c for c in choices if c.keys and c.keys == event.digits), None)
+        noise = False
+    if choice is not None:
+        return take(run, choice)
+    fire(ListenLadder, run, "late_input", ladder=final_ladder(run), noise=noise)
+
+
+def understood(run, said: str, choices: list[Choice]):
+    """The step kind's understanding of the words (consent), else the choice whose words were said."""
+    meaning = run.kind.understand(run, run.spec, said, choices)
+    return match_words(choices, said) if meaning is None else meaning
+
+
+def final_ladder(run) -> str:
+    """The ladder whose last words were said: the one with more misses than retries."""
+    for name, count in run.state.misses.items():
+        if count > len(_ladder(run, name).retries):
+            return name
+    return "silence"
 
 
 def match_words(choices: list[Choice], said: str) -> Choice | None:
@@ -120,7 +186,8 @@ def repeat_louder(run) -> None:
     run.listen()
 
 
-def miss(run, ladder: str) -> None:
+def miss(run, ladder: str, instead: list | None = None) -> None:
+    """A miss on `ladder`; `instead` replaces the ladder's retry wording (an unsure consent answer)."""
     run.state.misses[ladder] = run.state.misses.get(ladder, 0) + 1
     run.note(facts.Listening("miss", ladder, step=run.state.step, count=run.state.misses[ladder]))
-    fire(ListenLadder, run, "miss", ladder=ladder)
+    fire(ListenLadder, run, "miss", ladder=ladder, instead=instead)

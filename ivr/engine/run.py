@@ -13,9 +13,14 @@ if TYPE_CHECKING:
     from ivr.engine.engine import Engine
 
 
-def render(text: str, state: CallState | None) -> str:
-    """A template with the call's variables: bare {name} fields only, never str.format (see ivr.flow.template)."""
-    values = {**(state.variables if state else {}), "caller": state.caller if state else ""}
+def render(text: str, state: CallState | None, spell_numbers: bool = False) -> str:
+    """A template with the call's variables: bare {name} fields only, never str.format (see ivr.flow.template).
+    `spell_numbers`: the caller's number digit by digit ("1 3 8 0 0..."), so a voice reads it as a phone
+    number and not as one big number (the whisper, E10)."""
+    caller = state.caller if state else ""
+    if spell_numbers:
+        caller = " ".join(ch for ch in caller if ch.isdigit())
+    values = {**(state.variables if state else {}), "caller": caller}
     return render_template(text, values).strip()
 
 

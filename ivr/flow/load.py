@@ -20,6 +20,7 @@ from ivr.flow.template import BUILT_IN
 from ivr.flow.template import problems as template_problems
 from ivr.flow.source import FlowError, Problem, Source, read_bounded, read_yaml  # noqa: F401 (re-exported)
 from ivr.steps import KINDS
+from ivr.twilio.limits import flow_limits
 from ivr.steps.lookup import read_directory
 
 LADDERS = ("silence", "quiet", "noisy", "not_understood")
@@ -333,6 +334,7 @@ def check_graph(flow: Flow, source: Source) -> list[Problem]:
     problems += check_offers(flow, source)
     problems += check_templates(flow, source)
     problems += check_turns(flow, source)
+    problems += flow_limits(flow, source)  # Twilio's limits
     reached = reachable(flow)
     for name in flow.steps:
         if name not in reached:

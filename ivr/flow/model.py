@@ -13,6 +13,7 @@ from pydantic import ConfigDict, Field, create_model, model_validator
 
 from ivr.flow.types import Duration, Keys, PositiveDuration, StepName, Strict, Text, parse_duration  # noqa: F401 (re-exported)
 from ivr.steps import KINDS
+from ivr.steps.transfer import TARGET
 
 # --- etiquette settings: flow-wide defaults, overridable per step -----------
 
@@ -44,11 +45,27 @@ class RepeatLouder(Strict):
 
 
 class Consent(Strict):
+    """Keys for yes and no, the words given to the recogniser as hints, and the data the consent
+    understanding reads (ivr.steps.consent.understand): phrases, negators and idioms, per language."""
+
     yes_keys: Keys = "1"
     no_keys: Keys = "2"
-    yes_words: list[Text] = Field(default_factory=list)
-    no_words: list[Text] = Field(default_factory=list)
+    yes_words: list[Text] = Field(default_factory=list, description="speech hints for yes")
+    no_words: list[Text] = Field(default_factory=list, description="speech hints for no")
     hint: Text | None = None
+    unsure: Text = Field("Sorry, I didn't quite understand.",
+                         description="said (then the hint) when an answer is neither clearly yes nor no")
+    yes_phrases: list[Text] = Field(default_factory=list, description="words that agree (a negator before one "
+                                    "turns it into a no: 'not ok', 不可以)")
+    no_phrases: list[Text] = Field(default_factory=list, description="words that refuse")
+    negators: list[Text] = Field(default_factory=list, description="not, don't, 不, 没...")
+    yes_idioms: list[Text] = Field(default_factory=list, description="agreeing though they hold a negator: "
+                                   "no problem, I don't mind, 没关系, 不介意")
+    no_idioms: list[Text] = Field(default_factory=list, description="refusing whatever their words: rather not")
+    unsure_idioms: list[Text] = Field(default_factory=list, description="neither: I'm not sure, 不知道")
+    neutral: list[Text] = Field(default_factory=list, description="politeness that carries no answer: "
+                                "sorry, 不好意思 (which holds 不好)")
+    repeat: list[Text] = Field(default_factory=list, description="asking to hear the question again")
 
 
 class Offer(Strict):
@@ -104,6 +121,10 @@ class Etiquette(Strict):
     hold: HoldDefaults = HoldDefaults()
     transfer: TransferDefaults = TransferDefaults()
     apology: Text = "We are sorry, something went wrong on our side."
+    nothing_recorded: Text = Field("Sorry, we did not hear a message.",
+                                   description="said when a recording holds nothing (0-1 s): no promise to reply")
+    resume: Text = Field("Sorry, I'm still here.", description="said when the caller speaks or presses a key in "
+                         "the last window after a ladder's final words (E2 step 4), before the last prompt again")
 
 
 # --- steps -------------------------------------------------------------------
@@ -158,7 +179,8 @@ class Fallback(Strict):
     """What a caller hears when something breaks on our side."""
 
     say: Text | None = None
-    transfer_to: Annotated[str, Field(pattern=r"^\+?[0-9]{3,15}$")] | None = None
+    transfer_to: TARGET | None = None
+    caller_id: Annotated[str, Field(pattern=r"^\+?[0-9]{3,15}$")] | None = None
 
 
 class Flow(Strict):

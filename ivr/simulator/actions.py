@@ -35,7 +35,7 @@ class Press:
 @dataclass(frozen=True)
 class Speak:
     text: str
-    confidence: float = 0.9
+    confidence: float | None = None  # None: Twilio sends no Confidence at all (it may omit it)
     after: float = 0.0
     barge_in: float | None = None
 

@@ -29,6 +29,7 @@ def add_simulate_arguments(p) -> None:
     p.add_argument("flow", nargs="?", metavar="FLOW", help=f"flow file (default {DEFAULT_FLOW.name})")
     p.add_argument("--url", help="a running server (`ivr serve`), e.g. http://127.0.0.1:8080; default in-process")
     p.add_argument("--token", help="the server's TWILIO_AUTH_TOKEN, to sign requests (default: $TWILIO_AUTH_TOKEN)")
+    p.add_argument("--public-url", help="the server's --public-url: requests are signed for it, as Twilio does")
     p.add_argument("--from", dest="caller_id", default="+8613700000000", help="the caller's number")
     p.add_argument("--to", dest="called", help="the number called")
     p.add_argument("--store", help="in-process: keep the call in this store (e.g. sqlite:///calls.db) for replay")
@@ -50,10 +51,15 @@ def run_simulate(args) -> int:
     interactive = sys.stdin.isatty()
     caller = TypedCaller(interactive=interactive, show=lambda text: console.show(text, "yellow"))
     try:
+        voice_path = None
         if args.url:
-            transport = over_http(args.url, _token(args))
+            base, voice_path = _split_voice_url(args.url)
+            transport = over_http(base, _token(args))
+            transport.public_url = getattr(args, "public_url", None)
             flow = load_flow(flow_path).flow if args.flow else None
             flow_name, language = (flow.name, flow.language) if flow else (None, "cmn-CN")
+            if voice_path and voice_path != "/twilio/voice":  # --url …/twilio/voice/NAME: that flow
+                flow_name = voice_path.rsplit("/", 1)[-1]
         else:
             loaded = load_flow(flow_path)
             store = open_store(args.store) if args.store else None
@@ -64,7 +70,7 @@ def run_simulate(args) -> int:
             console.show(f"Calling {where} from {args.caller_id}. Times are virtual seconds since the call started.",
                          "dim")
         result = place_call(transport, caller, flow_name, args.caller_id,
-                            args.called or DEFAULT_CALLED.get(language), transcript)
+                            args.called or DEFAULT_CALLED.get(language), transcript)  # voice URL: the flow's
     except SimulatorError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -74,6 +80,17 @@ def run_simulate(args) -> int:
         print(f"error: {result.error}", file=sys.stderr)
         return 1
     return 0
+
+
+def _split_voice_url(url: str) -> tuple[str, str | None]:
+    """`--url http://host:8080/twilio/voice/bank_hotline_en` -> the server's base and the voice path in it."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    index = parts.path.find("/twilio/voice")
+    if index < 0:
+        return url.rstrip("/"), None
+    return f"{parts.scheme}://{parts.netloc}{parts.path[:index]}", parts.path[index:].rstrip("/")
 
 
 # --- ivr test -----------------------------------------------------------------------------

@@ -1,15 +1,20 @@
-"""<Dial><Number>: a warm transfer. The script (or the person at the keyboard) says how the agent behaves.
+"""<Dial><Number|Sip|Client>: a warm transfer. The script (or the person at the keyboard) says how the agent behaves.
 
-Twilio's documented behaviour, as simulated:
-- the number rings for up to `timeout` s (default 30); with answerOnBridge the caller
-  keeps hearing ringing until the two are connected;
+Twilio's documented behaviour, as simulated (https://www.twilio.com/docs/voice/twiml/dial):
+- `timeout` is 5-600 s (default 30), and Twilio adds a 5 s buffer: the target rings for up to
+  `timeout` + 5 s ("a timeout value of 10 seconds could result in an actual timeout closer to
+  15 seconds", #timeout); with answerOnBridge the caller keeps hearing ringing until the two are
+  connected;
+- the party is a <Number>, a <Sip> URI or a <Client> identity (each with `url` for the whisper);
 - when the agent answers, the <Number url>'s TwiML runs on the agent's leg (its own
   CallSid, with ParentCallSid = the caller's): the whisper. The two are connected when
   that TwiML ends; if it hangs up, the agent leg ends and the caller is not connected;
 - `action` then gets DialCallStatus: completed (the agent's leg was answered, whether or
   not they accepted: a call that was answered and carried audio is `completed` in
   Twilio's call statuses; the app checks acceptance itself), no-answer (rang the full
-  timeout), busy, or failed; with DialCallSid and DialCallDuration (seconds of the agent's leg);
+  timeout), busy, or failed; with DialCallSid and DialCallDuration (seconds of the agent's leg),
+  and DialBridged, "true" only when the caller was connected to the party (#action);
+- the whisper TwiML (<Number url>) may not hold <Dial> (or Enqueue, Record...): the simulator refuses it;
 - without `action`, Twilio goes on with the verb after <Dial>.
 """
 from __future__ import annotations
@@ -27,28 +32,33 @@ def dial(call, el, doc):
     action_url = urljoin(doc.url, el.get("action")) if el.get("action") else None
     method = (el.get("method") or "POST").upper()
     timeout = attr_number(el.get("timeout"), 30.0)
+    if not DIAL_TIMEOUT[0] <= timeout <= DIAL_TIMEOUT[1]:
+        raise SimulatorError(f"<Dial timeout=\"{el.get('timeout')}\"> in {call.path(doc.url)}: Twilio accepts "
+                             f"{DIAL_TIMEOUT[0]}-{DIAL_TIMEOUT[1]} s")
+    ringing = timeout + DIAL_BUFFER  # what the caller really waits before no-answer
     time_limit = attr_number(el.get("timeLimit"), 14400.0)
-    numbers = [child for child in el if child.tag == "Number"]
-    others = [child.tag for child in el if child.tag != "Number"]
+    numbers = [child for child in el if child.tag in PARTIES]
+    others = [child.tag for child in el if child.tag not in PARTIES]
     if others:
-        raise SimulatorError(f"<Dial><{others[0]}> in {call.path(doc.url)} is not simulated (only <Number>)")
+        raise SimulatorError(f"<Dial><{others[0]}> in {call.path(doc.url)} is not simulated "
+                             f"(simulated: {', '.join(PARTIES)})")
     if numbers:
-        number, whisper_url = (numbers[0].text or "").strip(), numbers[0].get("url")
+        number, whisper_url = _party(numbers[0]), numbers[0].get("url")
         whisper_method = (numbers[0].get("method") or "POST").upper()
         whisper_url = urljoin(doc.url, whisper_url) if whisper_url else None
     else:
         number, whisper_url, whisper_method = (el.text or "").strip(), None, "POST"
-    call.note(f"ringing {number} (up to {timeout:g} s)")
+    call.note(f"ringing {number} (up to {ringing:g} s: timeout {timeout:g} s + Twilio's {DIAL_BUFFER} s)")
 
-    agent = call.decide(call.moment(TRANSFER, number=number, timeout=timeout))
+    agent = call.decide(call.moment(TRANSFER, number=number, timeout=ringing))
     if isinstance(agent, HangUp):
-        call.clock.advance(min(agent.after, timeout))
+        call.clock.advance(min(agent.after, ringing))
         call.caller_does("hangs up while it rings", "hangup")
         return End("caller")
     params = {}
     if isinstance(agent, NoAnswer):
-        call.clock.advance(timeout)
-        call.note(f"nobody answered {number} within {timeout:g} s")
+        call.clock.advance(ringing)
+        call.note(f"nobody answered {number} within {ringing:g} s")
         params["DialCallStatus"] = "no-answer"
     elif isinstance(agent, Busy):
         call.note(f"{number} is busy")
@@ -57,11 +67,24 @@ def dial(call, el, doc):
         call.note(f"the call to {number} failed")
         params["DialCallStatus"] = "failed"
     elif isinstance(agent, (AgentAnswers, AgentDeclines)):
-        params = _answered(call, agent, number, timeout, time_limit, whisper_url, whisper_method)
+        params = _answered(call, agent, number, ringing, time_limit, whisper_url, whisper_method)
     else:
         raise AbortCall(f"when {number} rings the agent answers, declines, does not answer, is busy or the "
                         f"call fails; not {type(agent).__name__}")
+    params.setdefault("DialBridged", "false")
     return Goto(action_url, params, method) if action_url else None
+
+
+PARTIES = ("Number", "Sip", "Client")
+DIAL_BUFFER = 5
+DIAL_TIMEOUT = (5, 600)
+WHISPER_VERBS = ("Say", "Play", "Pause", "Gather", "Hangup", "Reject", "Redirect")
+
+
+def _party(el) -> str:
+    """What is rung, as the flow wrote it: +number, sip:user@host, client:identity."""
+    text = (el.text or "").strip()
+    return f"client:{text}" if el.tag == "Client" and not text.startswith("client:") else text
 
 
 def _answered(call, agent, number, timeout, time_limit, whisper_url, whisper_method) -> dict:
@@ -85,7 +108,7 @@ def _answered(call, agent, number, timeout, time_limit, whisper_url, whisper_met
         call.note(f"{number} hangs up", who=AGENT)
     else:
         call.note(f"{number} hung up without accepting: the caller is not connected")
-    return {"DialCallStatus": "completed", "DialCallSid": leg.sid,
+    return {"DialCallStatus": "completed", "DialCallSid": leg.sid, "DialBridged": "true" if connected else "false",
             "DialCallDuration": str(int(round(call.clock.now - answered_at)))}
 
 
@@ -109,7 +132,9 @@ def _agent_side(call, leg, doc, agent) -> bool:
                 if next_doc is not None:
                     break
             else:
-                raise SimulatorError(f"<{el.tag}> in the whisper TwiML {call.path(doc.url)} is not simulated")
+                raise SimulatorError(f"<{el.tag}> in the whisper TwiML {call.path(doc.url)}: the <Number url> TwiML "
+                                     f"runs on the agent's leg and may hold only {', '.join(WHISPER_VERBS)} "
+                                     "(https://www.twilio.com/docs/voice/twiml/number#url)")
         else:
             return True  # the whisper ran out of verbs: Twilio connects the two
         doc = next_doc

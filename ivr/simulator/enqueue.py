@@ -2,8 +2,11 @@
 
 Twilio's documented behaviour, as simulated:
 - the waitUrl is requested with QueueSid, QueueTime (seconds in the queue), QueuePosition,
-  CurrentQueueSize and AvgQueueTime; its TwiML (Say, Play, Pause, Redirect, Leave, Hangup)
-  runs, and when it ends the waitUrl is requested again;
+  CurrentQueueSize and AvgQueueTime; its TwiML runs, and when it ends the waitUrl is requested
+  again. Only Play, Say, Pause, Hangup, Redirect, Leave and Gather are allowed there
+  (https://www.twilio.com/docs/voice/twiml/enqueue#attributes-wait-url): anything else (a <Dial>)
+  is refused. A nested <Gather> plays its prompts and listens `timeout` s; a caller on hold
+  presses nothing, so Twilio goes on with the next verb (or its action, with actionOnEmptyResult);
 - <Leave>: the caller leaves the queue; `action` gets QueueResult=leave and QueueTime;
 - an agent dequeues the caller with <Dial><Queue url="...">: the url's TwiML runs on the
   caller's end (they hear it), then the two talk; when they hang up `action` gets
@@ -17,9 +20,11 @@ from urllib.parse import urljoin
 
 from ivr.simulator.actions import HOLD, AbortCall, AgentTakes, HangUp, StayOnHold
 from ivr.simulator.legs import new_sid
-from ivr.simulator.outcomes import End, Goto
+from ivr.simulator.outcomes import End, Goto, attr_number
 from ivr.simulator.transport import SimulatorError
 
+WAIT_VERBS = ("Play", "Say", "Pause", "Hangup", "Redirect", "Leave", "Gather")
+CALLERS_AHEAD, AHEAD_SERVED_EVERY, AVERAGE_WAIT = 2, 20, 40
 IDLE_DOCUMENTS = 3  # wait documents in a row that take no time: the waitUrl would spin
 NEXT_VERB = object()  # the hold ended and <Enqueue> has no action: Twilio goes on with the next verb
 
@@ -83,8 +88,7 @@ class Queue:
             if self.wait_url is None:
                 raise SimulatorError("<Enqueue> without waitUrl plays Twilio's own music, which is not simulated")
             before = call.clock.now
-            params = call.leg.params(QueueSid=self.sid, QueueTime=self.queue_time, QueuePosition=1,
-                                     CurrentQueueSize=1, AvgQueueTime=self.queue_time)
+            params = call.leg.params(QueueSid=self.sid, QueueTime=self.queue_time, **self.queue_figures())
             outcome = self.run_wait_document(call.fetch(self.wait_url, params, self.wait_method))
             if outcome is NEXT_VERB:
                 return None
@@ -105,14 +109,46 @@ class Queue:
             if el.tag == "Redirect":
                 target = urljoin(doc.url, (el.text or "").strip() or doc.url)
                 return self.run_wait_document(call.fetch(target, call.leg.params(), (el.get("method") or "POST")))
+            if el.tag == "Gather":
+                outcome = self.gather(el, doc)
+                if outcome is not None:
+                    return outcome
+                continue
             if el.tag not in ("Say", "Play", "Pause"):
-                raise SimulatorError(f"<{el.tag}> in the waitUrl TwiML {call.path(doc.url)} is not simulated "
-                                     "(simulated: Say, Play, Pause, Redirect, Leave, Hangup)")
+                raise SimulatorError(f"<{el.tag}> in the waitUrl TwiML {call.path(doc.url)}: Twilio allows only "
+                                     f"{', '.join(WAIT_VERBS)} there")
             for piece in call.segments(el, doc):
                 outcome = self.play(piece)
                 if outcome is not None:
                     return outcome
         return None
+
+    def queue_figures(self) -> dict:
+        """QueuePosition, CurrentQueueSize and AvgQueueTime as a real queue reports them: they change while
+        the caller waits (https://www.twilio.com/docs/voice/twiml/enqueue#attributes-wait-url-parameters).
+        The simulated queue has callers ahead who are served one every AHEAD_SERVED_EVERY s."""
+        ahead = max(0, CALLERS_AHEAD - int(self.queue_time // AHEAD_SERVED_EVERY))
+        return {"QueuePosition": ahead + 1, "CurrentQueueSize": ahead + 1 + int(self.queue_time // 45),
+                "AvgQueueTime": AVERAGE_WAIT + int(self.queue_time // 10)}
+
+    def gather(self, el, doc):
+        """A <Gather> in the wait URL: its prompts play on hold, then `timeout` s of listening pass."""
+        call = self.call
+        for child in el:
+            if child.tag not in ("Say", "Play", "Pause"):
+                raise SimulatorError(f"<Gather><{child.tag}> in the waitUrl TwiML {call.path(doc.url)}")
+            for piece in call.segments(child, doc):
+                outcome = self.play(piece)
+                if outcome is not None:
+                    return outcome
+        seconds = attr_number(el.get("timeout"), 5.0)
+        from ivr.simulator.fake_twilio import Segment
+
+        outcome = self.play(Segment(f"(listening {seconds:g} s on hold)", seconds, "pause"))
+        if outcome is None and (el.get("actionOnEmptyResult") or "").lower() == "true":
+            target = urljoin(doc.url, el.get("action") or doc.url)
+            return self.run_wait_document(call.fetch(target, call.leg.params(), (el.get("method") or "POST")))
+        return outcome
 
     def play(self, piece):
         """Play one piece to the queued caller; the plan may take effect in the middle of it."""
@@ -160,7 +196,8 @@ class Queue:
                 return self.run_before_bridge(call.fetch(target, call.leg.params(), el.get("method") or "POST"))
             if el.tag not in ("Say", "Play", "Pause"):
                 raise SimulatorError(f"<{el.tag}> in the <Queue url> TwiML {call.path(doc.url)}: Twilio allows "
-                                     "only Play, Say, Pause and Redirect there")
+                                     "only Play, Say, Pause and Redirect there "
+                                     "(https://www.twilio.com/docs/voice/twiml/queue#attributes-url)")
             call.hear(el, doc)
         return None
 

@@ -8,8 +8,9 @@ enqueue and dial.
 """
 from __future__ import annotations
 
+import time
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
 from ivr.simulator import media
@@ -22,6 +23,10 @@ from ivr.simulator.transport import SimulatorError, Transport
 from ivr.simulator.verbs import CALLER_VERBS
 
 MAX_REQUESTS = 400  # a call that needs more webhooks than this is looping
+READ_TIMEOUT = 15.0  # seconds Twilio waits for an answer before giving up on a webhook
+# What Twilio plays when a webhook fails and the number has no fallback URL (its "application error" message).
+TWILIO_ERROR_MESSAGE = "We are sorry, an application error has occurred. Goodbye."
+HTTP_RETRIEVAL_FAILURE = "11200"  # https://www.twilio.com/docs/api/errors/11200
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,7 @@ class CallResult:
     transferred_to: str | None
     error: str | None = None  # the simulator could not go on (refused request, bad TwiML...)
     aborted: str | None = None  # the caller gave up because a script expected something else
+    webhook_failures: list = field(default_factory=list)  # (url, what failed): Twilio used the fallback URL
 
     def to_dict(self) -> dict:
         return {"call_sid": self.call_sid, "ended_by": self.ended_by, "duration": self.duration,
@@ -51,12 +57,15 @@ class CallResult:
 class Call:
     def __init__(self, transport: Transport, caller, caller_id: str = "+8613700000000",
                  called: str = "+861095500000", voice_path: str = "/twilio/voice",
-                 status_path: str = "/twilio/status", transcript: Transcript | None = None):
+                 status_path: str = "/twilio/status", transcript: Transcript | None = None,
+                 fallback_path: str | None = None):
         self.transport, self.caller = transport, caller
         self.clock = VirtualClock()
         self.transcript = transcript if transcript is not None else Transcript()
         self.leg = CallLeg(new_sid("CA"), new_sid("AC"), caller_id, called)
         self.voice_url, self.status_url = self.url(voice_path), self.url(status_path)
+        self.fallback_url = self.url(fallback_path) if fallback_path else None
+        self.webhook_failures: list[tuple[str, str]] = []
         self.ended_by: str | None = None
         self.transferred_to: str | None = None
         self.requests = 0
@@ -82,7 +91,7 @@ class Call:
             self.note(f"call ends: {who}")
         error = self.send_status_callback(error)
         return CallResult(self.leg.sid, self.transcript, self.ended_by, self.clock.now, self.transferred_to,
-                          error, aborted)
+                          error, aborted, list(self.webhook_failures))
 
     def send_status_callback(self, error: str | None) -> str | None:
         """Twilio's status callback: the call is over, with its duration (even after a failure, so the app can close it)."""
@@ -120,7 +129,15 @@ class Call:
         if self.requests > MAX_REQUESTS:
             raise SimulatorError(f"more than {MAX_REQUESTS} webhooks in one call: the flow seems to loop "
                                  f"(last: {method} {self.path(url)})")
-        reply = self.transport.send(method.upper(), url, params)
+        try:
+            started = time.monotonic()
+            reply = self.transport.send(method.upper(), url, params)
+            if time.monotonic() - started > READ_TIMEOUT:
+                raise SimulatorError(f"{method} {self.path(url)} took more than {READ_TIMEOUT:g} s to answer")
+        except SimulatorError as exc:
+            if " 403" in str(exc) or "403:" in str(exc) or "refused with 403" in str(exc):
+                raise  # a signature problem is the simulator's setup, not an outage
+            return self.webhook_failed(url, params, str(exc))
         if "xml" not in reply.content_type:
             raise SimulatorError(f"{method} {self.path(url)} answered '{reply.content_type or 'no content type'}', "
                                  f"not TwiML: {reply.text.strip()[:200]}")
@@ -130,6 +147,20 @@ class Call:
             raise SimulatorError(f"{method} {self.path(url)} answered XML that Twilio cannot parse: {exc}") from exc
         if root.tag != "Response":
             raise SimulatorError(f"{method} {self.path(url)} answered <{root.tag}>; TwiML starts with <Response>")
+        return Document(url, root)
+
+    def webhook_failed(self, url: str, params: dict, what: str) -> Document:
+        """Twilio's answer to a webhook that failed (an HTTP error, no answer within 15 s): "a request is
+        immediately made to the number's Fallback URL" with ErrorCode and ErrorUrl; without a fallback URL
+        the caller hears Twilio's application-error message and the call ends
+        (https://www.twilio.com/docs/usage/security/availability-reliability)."""
+        self.webhook_failures.append((self.path(url), what))
+        self.note(f"webhook failed: {what}")
+        if self.fallback_url and url != self.fallback_url:
+            self.note(f"Twilio requests the fallback URL {self.path(self.fallback_url)}")
+            return self.fetch(self.fallback_url, {**self.leg.params(), "ErrorCode": HTTP_RETRIEVAL_FAILURE,
+                                                  "ErrorUrl": url}, "POST")
+        root = ET.fromstring(f"<Response><Say>{TWILIO_ERROR_MESSAGE}</Say><Hangup/></Response>")
         return Document(url, root)
 
     def media_length(self, url: str) -> float | None:

@@ -6,7 +6,10 @@ Twilio's documented behaviour, as simulated:
 - `timeout` (default 5 s) counts from the end of the prompts;
 - keys: collection stops at `numDigits` keys or at `finishOnKey` (default #, not included);
   otherwise Twilio waits `timeout` s after the last key for more;
-- speech goes as SpeechResult with Confidence (0..1);
+- speech goes as SpeechResult, with Confidence (0..1) only when the caller's speech has one: Twilio
+  documents Confidence as an estimate of transcription accuracy that is not guaranteed to be sent
+  (https://www.twilio.com/docs/voice/twiml/gather#action), so a script's `say` without a confidence
+  (and a typed `say` without @) sends none;
 - nothing at all: with actionOnEmptyResult="true" Twilio still requests `action` (no
   Digits, no SpeechResult); without it Twilio goes on with the next verb;
 - `action` defaults to the document's own URL; relative URLs resolve against it.
@@ -50,9 +53,14 @@ def gather(call, el, doc):
             return _keys(call, choice.keys, num_digits, finish_keys, timeout, action_url, method,
                          empty_goes_to_action)
         seconds = speech_seconds(choice.text)
-        call.caller_does(f"says {choice.text} (confidence {choice.confidence:g})", "speak", seconds)
+        known = choice.confidence is not None
+        call.caller_does(f"says {choice.text} ({f'confidence {choice.confidence:g}' if known else 'no Confidence sent'})",
+                         "speak", seconds)
         call.clock.advance(seconds)
-        return Goto(action_url, {"SpeechResult": choice.text, "Confidence": f"{choice.confidence:g}"}, method)
+        params = {"SpeechResult": choice.text}
+        if known:
+            params["Confidence"] = f"{choice.confidence:g}"
+        return Goto(action_url, params, method)
 
     if not isinstance(choice, Silence):
         raise AbortCall(f"at a prompt (t={prompt_end:g}s) the caller can press keys, speak, stay silent, wait or "

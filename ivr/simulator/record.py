@@ -4,8 +4,11 @@ Twilio's documented behaviour, as simulated: the recording ends when the caller 
 `finishOnKey` key (default any key; Digits = that key), stays silent for `timeout` s
 (default 5), reaches `maxLength` s (default 3600), or hangs up (Digits = "hangup"; the
 request is made but its TwiML is not run). The action gets RecordingUrl, RecordingSid,
-RecordingDuration and Digits. An empty recording (nothing said) makes no request: Twilio
-goes on with the next verb.
+RecordingDuration and Digits. A silent recording is still saved (`trim` defaults to
+trim-silence, which trims silence but keeps the file) and the action URL is still requested,
+with a RecordingDuration of 0 or 1 s: https://www.twilio.com/docs/voice/twiml/record#attributes-trim
+and https://www.twilio.com/docs/voice/twiml/record#attributes-action (the app must not treat it
+as a message).
 """
 from __future__ import annotations
 
@@ -60,8 +63,7 @@ def record(call, el, doc):
     elif spoken < max_length:
         call.clock.advance(timeout)  # silence ends the recording after `timeout` s
     if not spoken:
-        call.note("(empty recording: Twilio makes no request and goes on with the next verb)")
-        return None
+        call.note("(a silent recording: Twilio saves it anyway and requests the action URL)")
     return Goto(action_url, {k: v for k, v in _recording(call, spoken, then).items()}, method)
 
 

@@ -90,7 +90,8 @@ def _caller_action(kind: str | None, params: dict, accepted: bool):
         if params.get("Digits"):
             return act.Press(params["Digits"])
         if params.get("SpeechResult"):
-            return act.Speak(params["SpeechResult"], _float(params.get("Confidence")))
+            confidence = params.get("Confidence")  # absent when Twilio sent none: replay sends none either
+            return act.Speak(params["SpeechResult"], None if confidence is None else _float(confidence))
         return act.HangUp() if params.get("CallStatus") in FINAL_STATUSES else act.Silence()
     if kind == "queue":
         result, waited = params.get("QueueResult"), _float(params.get("QueueTime"))

@@ -63,11 +63,15 @@ def over_http(url: str, token: str) -> Transport:
 
 
 def place_call(transport: Transport, caller, flow_name: str | None = None, caller_id: str = "+8613700000000",
-               called: str | None = None, transcript: Transcript | None = None) -> CallResult:
-    """One call. With a flow name the call goes to /twilio/voice/<name> (a server may serve several flows)."""
-    voice_path = f"/twilio/voice/{flow_name}" if flow_name else "/twilio/voice"
+               called: str | None = None, transcript: Transcript | None = None,
+               fallback_path: str | None = "/twilio/fallback", voice_path: str | None = None) -> CallResult:
+    """One call. With a flow name the call goes to /twilio/voice/<name> (a server may serve several flows).
+    `fallback_path` is the number's fallback URL, as the README configures it (None: no fallback URL)."""
+    voice_path = voice_path or (f"/twilio/voice/{flow_name}" if flow_name else "/twilio/voice")
+    if flow_name and fallback_path == "/twilio/fallback":
+        fallback_path = f"/twilio/fallback/{flow_name}"
     call = Call(transport, caller, caller_id=caller_id, called=called or DEFAULT_CALLED["cmn-CN"],
-                voice_path=voice_path, transcript=transcript)
+                voice_path=voice_path, transcript=transcript, fallback_path=fallback_path)
     return call.run()
 
 

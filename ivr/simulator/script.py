@@ -8,7 +8,7 @@
       - silence                                # a listening window passes with nothing said
       - hear: {text: 您好,请问有什么可以帮助您?, silence_before: 5, between: [5, 30]}
       - press: 1                               # or {keys: 1, after: 2s} / {keys: 1, barge_in: 3s}
-      - say: 我要挂失                            # or {text: 我要挂失, confidence: 0.3}
+      - say: 我要挂失                            # or {text: 我要挂失, confidence: 0.3}; without one, no Confidence is sent
       - wait: 30s                              # do nothing for 30 s, whatever comes
       - hold: wait                             # or {wait: 40s} / {agent_takes_after: 40s, talk: 30s}
       - transfer: answers                      # or {agent: answers, ring: 5s, talk: 1m}; declines, no-answer, busy, failed
@@ -217,8 +217,8 @@ def _say(value):
     text = _text(opts.get("text"))
     if not text:
         raise ValueError("say what the caller says: `say: 我要挂失`")
-    confidence = float(opts.get("confidence", 0.9))
-    if not 0 <= confidence <= 1:
+    confidence = None if opts.get("confidence") is None else float(opts["confidence"])
+    if confidence is not None and not 0 <= confidence <= 1:
         raise ValueError("confidence is between 0 and 1")
     return [{"action": act.Speak(text, confidence, **_timing(opts)), "moments": (act.PROMPT, act.RECORD)}]
 

@@ -9,7 +9,7 @@ import sys
 from dataclasses import dataclass
 from functools import lru_cache
 from io import BytesIO
-from urllib.parse import quote_plus, unquote_to_bytes, urlsplit
+from urllib.parse import quote_plus, unquote_to_bytes, urlencode, urlsplit
 
 from twilio.request_validator import RequestValidator
 
@@ -40,21 +40,34 @@ class Transport:
         # A server with one refuses the wrong token with 403, which send() explains.
         self.signer = RequestValidator(token or UNSET_TOKEN)
 
+    public_url: str | None = None  # the server's --public-url: Twilio signs that URL, not the one it reaches
+
+    def signed_url(self, url: str) -> str:
+        if not self.public_url:
+            return url
+        parts = urlsplit(url)
+        return self.public_url.rstrip("/") + parts.path + (f"?{parts.query}" if parts.query else "")
+
     def signature(self, url: str, params: dict) -> str:
-        return self.signer.compute_signature(url, params)
+        return self.signer.compute_signature(self.signed_url(url), params)
 
     def can_reach(self, url: str) -> bool:
         return _origin(url) == _origin(self.base_url)
 
     def send(self, method: str, url: str, params: dict | None = None) -> Reply:
+        if method == "GET" and params:  # Twilio sends a GET webhook's parameters in the query string
+            # (https://www.twilio.com/docs/usage/webhooks/webhooks-overview), and signs the full URL
+            url += ("&" if "?" in url else "?") + urlencode(params)
         params = dict(params or {}) if method == "POST" else {}
         headers = {"X-Twilio-Signature": self.signature(url, params)}
         reply = self._dispatch(method, url, params, headers)
         if reply.status == 403:
             raise SimulatorError(
                 f"{method} {url} was refused with 403: the app did not accept the X-Twilio-Signature. "
-                "The simulator signs with the token it was given (--token or TWILIO_AUTH_TOKEN, none if neither "
-                "is set); it must be the server's TWILIO_AUTH_TOKEN.")
+                f"The signature covers the URL: the simulator signed {self.signed_url(url)}; a server started "
+                "with --public-url checks its own public URL instead, so give `simulate` the same --public-url. "
+                "It also covers the token (--token or TWILIO_AUTH_TOKEN, none if neither is set): it must be the "
+                "server's TWILIO_AUTH_TOKEN.")
         if reply.status >= 400:
             raise SimulatorError(f"{method} {url} answered {reply.status}: {reply.text.strip()[:300]}")
         return reply

@@ -101,8 +101,8 @@ def _prompt_or_record(verb: str, rest: str, kind: str):
         return act.Press(keys)
     if verb == "say":
         match = re.fullmatch(r"(.*?)\s*@\s*([01](?:\.\d+)?)", rest)
-        text, confidence = (match.group(1), float(match.group(2))) if match else (rest, 0.9)
-        if not text or confidence > 1:
+        text, confidence = (match.group(1), float(match.group(2))) if match else (rest, None)
+        if not text or (confidence is not None and confidence > 1):
             raise ValueError("say TEXT, optionally @CONFIDENCE between 0 and 1 (e.g. say 我要挂失 @0.3)")
         return act.Speak(text, confidence)
     if verb == "silence":

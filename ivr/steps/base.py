@@ -72,6 +72,11 @@ class Kind:
         """What the caller can choose now (only asked while the step listens)."""
         return []
 
+    def understand(self, run: Run, spec, said: str, choices: list[Choice]):
+        """What the caller's words mean here, when keywords are not enough (a consent answer): a
+        Choice, "repeat", "unsure", or None to match the choices' words (the default)."""
+        return None
+
     def chose(self, run: Run, spec, choice: Choice) -> None:
         raise NotImplementedError(f"a '{self.name}' step offers no choices")
 

@@ -12,7 +12,7 @@ from ivr.engine.machines import CallMachine, fire
 from ivr.engine.speech import speech_seconds
 from ivr.flow.types import Duration, PositiveDuration, StepName, Strict, Text, duration_text
 from ivr.steps.base import Kind, Way, register
-from ivr.steps.consent import ask_consent, consent_choices, note_consent, offer_choices, offer_ways, take_offer
+from ivr.steps.consent import ask_consent, consent_choices, spoken_consent, note_consent, offer_choices, offer_ways, take_offer
 
 CHECK_IN_MIN_REMAINING = 8  # seconds: closer to the limit, the at-limit words come instead
 
@@ -85,6 +85,7 @@ class HoldMachine(CallMachine):
         self.run.goto(self.run.spec.if_declined)
 
     def offer_instead(self) -> None:
+        self.run.state.phase = "declined"  # the listen below offers this phase's choices (hints, keys)
         self.run.ask(self.run.etiquette.hold.declined)
 
     def go_next(self) -> None:
@@ -95,6 +96,7 @@ class HoldMachine(CallMachine):
         self.run.goto(self.run.spec.if_limit)
 
     def offer_at_limit(self) -> None:
+        self.run.state.phase = "at_limit"  # the listen below offers this phase's choices (hints, keys)
         self.run.ask(self.run.etiquette.hold.at_limit)
 
     def take_offer(self, offer: str) -> None:
@@ -133,8 +135,14 @@ class HoldKind(Kind):
         return f"{limit}check-in every {duration_text(spec.check_in_every or et.hold.check_in_every)}"
 
     def check(self, spec, step, flow, source, at):
-        return required(source, at + ("hold",), spec, "E9 hold", reason="why the caller must wait",
-                        ask="a question asking if they mind waiting", limit="the promised longest wait, e.g. 1m")
+        from ivr.twilio import limits
+
+        problems = required(source, at + ("hold",), spec, "E9 hold", reason="why the caller must wait",
+                            ask="a question asking if they mind waiting", limit="the promised longest wait, e.g. 1m")
+        message = limits.queue_name(spec.queue)
+        if message:
+            problems.append(source.problem(at + ("hold", "queue"), message))
+        return problems
 
     def listening(self, run):
         return run.state.phase in ("asking", "at_limit", "declined")
@@ -147,6 +155,9 @@ class HoldKind(Kind):
         if phase == "asking":
             return consent_choices(run)
         return offer_choices(et.hold.at_limit_offers if phase == "at_limit" else et.hold.declined_offers)
+
+    def understand(self, run, spec, said, choices):
+        return spoken_consent(run, said, choices) if run.state.phase == "asking" else None
 
     def chose(self, run, spec, choice):
         if run.state.phase == "asking":

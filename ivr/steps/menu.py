@@ -5,6 +5,7 @@ from pydantic import Field, model_validator
 
 from ivr.call import facts
 from ivr.flow.types import Keys, StepName, Strict, Text
+from ivr.twilio import limits
 from ivr.steps.base import Choice, Kind, Way, register
 
 REPEAT = "repeat the menu"
@@ -80,6 +81,9 @@ class MenuKind(Kind):
                 out.append(source.problem(at + ("menu", "options", i), f"option {i + 1} can never be chosen: "
                                           f"its keys and words all belong to something else; give it a key or a "
                                           f"word of its own"))
+        message = limits.hints([w for o in spec.options for w in o.words])
+        if message:
+            out.append(source.problem(at + ("menu", "options"), message))
         return out
 
     def listening(self, run):

@@ -18,6 +18,9 @@ class Record(Strict):
     reply_promise: Text | None = Field(None, description="when the caller will hear back (E15)")
 
 
+SILENT_RECORDING = 1.0  # seconds: Twilio saves silent recordings and reports 0-1 s for them
+
+
 @register
 class RecordKind(Kind):
     name, spec, icon, fill = "record", Record, "🎙", "#fde2e4"
@@ -35,6 +38,12 @@ class RecordKind(Kind):
     def facts(self, spec, step, flow):
         return f"up to {duration_text(spec.max_length)}, ends with {spec.finish_keys}"
 
+    def check(self, spec, step, flow, source, at):
+        from ivr.twilio import limits
+
+        message = limits.record_length(spec.max_length)
+        return [source.problem(at + ("record", "max_length"), message)] if message else []
+
     def enter(self, run, spec):
         run.say(spec.empathy, spec.prompt)
         run.act(act.Record(spec.max_length, spec.finish_keys))
@@ -43,9 +52,10 @@ class RecordKind(Kind):
     def handle(self, run, spec, event):
         if not isinstance(event, ev.Recorded):
             return super().handle(run, spec, event)
-        if event.url:
+        if event.url and event.seconds > SILENT_RECORDING:
             run.note(facts.Recording("kept", step=run.state.step, url=event.url, seconds=event.seconds))
             run.say(spec.reply_promise)
-        else:  # nothing was said: no promise to reply to nothing
-            run.note(facts.Recording("empty", step=run.state.step))
+        else:  # nothing (or a second of silence) was recorded: no promise to reply to nothing
+            run.note(facts.Recording("empty", step=run.state.step, url=event.url or None, seconds=event.seconds))
+            run.say(run.etiquette.nothing_recorded)
         run.goto(run.step.next)

@@ -13,14 +13,25 @@ from ivr.engine import events as ev
 from ivr.engine.machines import CallMachine, fire
 from ivr.flow.types import PositiveDuration, StepName, Strict, Text, duration_text
 from ivr.steps.base import Kind, Way, register
-from ivr.steps.consent import ask_consent, consent_choices, note_consent, offer_choices, offer_ways, take_offer
+from ivr.steps.consent import ask_consent, consent_choices, spoken_consent, note_consent, offer_choices, offer_ways, take_offer
 from ivr.steps.hold import required
 
-PHONE = Annotated[str, Field(pattern=r"^\+?[0-9]{3,15}$")]
+PHONE_PATTERN = r"^\+?[0-9]{3,15}$"
+SIP_PATTERN = r"^sips?:[^@\s<>]{1,64}@[A-Za-z0-9.-]{1,190}(:[0-9]{1,5})?(;[^\s<>]*)?$"
+CLIENT_PATTERN = r"^client:[A-Za-z0-9_.@-]{1,121}$"
+TARGET_PATTERN = f"({PHONE_PATTERN})|({SIP_PATTERN})|({CLIENT_PATTERN})"
+# Where a transfer (or the flow's fallback) rings: a phone number (E.164), a SIP URI (the bank's PBX:
+# <Dial><Sip>, https://www.twilio.com/docs/voice/twiml/sip) or a Twilio Client identity
+# (<Dial><Client>, https://www.twilio.com/docs/voice/twiml/client). Twilio does not carry calls to
+# every country's phone network (mainland China among them): ring the PBX over SIP there.
+TARGET = Annotated[str, Field(pattern=TARGET_PATTERN, description="+E.164 number, sip:user@host or client:identity")]
+PHONE = Annotated[str, Field(pattern=PHONE_PATTERN)]
 
 
 class Transfer(Strict):
-    to: PHONE
+    to: TARGET
+    caller_id: PHONE | None = Field(None, description="the number the agent sees calling (a Twilio number of yours); "
+                                    "for a phone-number target Twilio needs one it accepts")
     reason: Text | None = Field(None, description="why the transfer is needed (E10)")
     ask: Text | None = Field(None, description="the consent question (E10)")
     ring_limit: PositiveDuration | None = None
@@ -68,7 +79,7 @@ class TransferMachine(CallMachine):
         limit = spec.ring_limit or run.etiquette.transfer.ring_limit
         run.note(facts.Transfer("started", step=run.state.step, to=spec.to, ring_limit=limit))
         run.state.accepted_by = None
-        run.act(act.Transfer(spec.to, limit))
+        run.act(act.Transfer(spec.to, limit, spec.caller_id))
 
     def go_declined(self) -> None:
         self.run.goto(self.run.spec.if_declined or self.run.step.next)
@@ -81,6 +92,7 @@ class TransferMachine(CallMachine):
         self.run.goto(self.run.spec.if_unanswered)
 
     def offer_after_no_answer(self) -> None:
+        self.run.state.phase = "unanswered"  # the listen below offers this phase's choices (hints, keys)
         self.run.ask(self.run.etiquette.transfer.unanswered)
 
     def take_offer(self, offer: str) -> None:
@@ -112,8 +124,16 @@ class TransferKind(Kind):
         return f"to {spec.to}, rings ≤ {duration_text(spec.ring_limit or et.transfer.ring_limit)}"
 
     def check(self, spec, step, flow, source, at):
-        return required(source, at + ("transfer",), spec, "E10 transfer", reason="why the transfer is needed",
-                        ask="a question asking if they mind being transferred")
+        from ivr.twilio import limits
+
+        problems = required(source, at + ("transfer",), spec, "E10 transfer", reason="why the transfer is needed",
+                            ask="a question asking if they mind being transferred")
+        et = step.etiquette or flow.etiquette
+        message = limits.ring_limit(spec.ring_limit or et.transfer.ring_limit)
+        if message:
+            path = ("transfer", "ring_limit") if spec.ring_limit else ("transfer",)
+            problems.append(source.problem(at + path, message))
+        return problems
 
     def listening(self, run):
         return run.state.phase in ("asking", "unanswered")
@@ -125,6 +145,9 @@ class TransferKind(Kind):
         if run.state.phase == "asking":
             return consent_choices(run)
         return offer_choices(run.etiquette.transfer.unanswered_offers)
+
+    def understand(self, run, spec, said, choices):
+        return spoken_consent(run, said, choices) if run.state.phase == "asking" else None
 
     def chose(self, run, spec, choice):
         if run.state.phase == "asking":

@@ -10,12 +10,20 @@ Routes (every later URL comes from the TwiML itself):
   POST /twilio/hold/return      <Queue url> of the agent who takes a caller off hold: the return words
   POST /twilio/whisper?parent=  <Number url> of a warm transfer: the agent hears who and why, presses 1 (E10)
   POST /twilio/status           call status callback: who hung up, dropped calls
+  POST /twilio/fallback[/<flow>] the number's fallback URL (Twilio: our server failed or was slower than
+                                15 s): apology and the flow's fallback; stateless, no store needed
+  POST /twilio/fallback/dialled?flow=  action of the fallback <Dial>: a failed fallback ends politely
   GET  /twilio/music?seconds=   built-in hold music
 
 No request gets a 5xx. Each endpoint's failure answer is valid TwiML for the
-context Twilio requests it in: the caller's call hears the apology and the
-flow's fallback; the agent's whisper leg is hung up; a wait URL leaves the queue
-(the Enqueue action then apologises); a <Queue url> gets nothing to say.
+context Twilio requests it in (the simulator refuses a verb Twilio forbids there):
+- the caller's call: the apology and the flow's fallback (<Say>, <Dial> with an action, or <Hangup>);
+- the agent's whisper (<Number url>, on the agent's leg): <Hangup/>, which ends only the agent's leg —
+  <Dial> is not allowed there (https://www.twilio.com/docs/voice/twiml/number#url);
+- a wait URL: <Leave/>, so the Enqueue action apologises — a wait URL may hold only Play, Say, Pause,
+  Hangup, Redirect, Leave and Gather (https://www.twilio.com/docs/voice/twiml/enqueue#attributes-wait-url);
+- a <Queue url> (played to the dequeued caller): a short <Say> — only Play, Say, Pause and Redirect
+  are allowed there (https://www.twilio.com/docs/voice/twiml/queue#attributes-url).
 """
 from __future__ import annotations
 
@@ -154,10 +162,31 @@ def args() -> ImmutableMultiDict:
 
 
 
+IDEMPOTENCY_HEADER = "I-Twilio-Idempotency-Token"  # the same on Twilio's retries of one webhook request:
+# https://www.twilio.com/docs/usage/webhooks/webhooks-connection-overrides
+
+
 def received(params=None) -> dict:
-    """The request as the call log keeps it (replay re-drives calls from these)."""
+    """The request as the call log keeps it (replay re-drives calls from these), with Twilio's
+    idempotency token when it sent one."""
     params = form() if params is None else params
-    return {"kind": "request", "path": clean(request.path), "query": args().to_dict(), "params": params.to_dict()}
+    entry = {"kind": "request", "path": clean(request.path), "query": args().to_dict(), "params": params.to_dict()}
+    token = request.headers.get(IDEMPOTENCY_HEADER)
+    if token:
+        entry["idempotency_token"] = clean(token[:200])
+    return entry
+
+
+def answered_before(sid: str) -> str | None:
+    """A retried request (same idempotency token) gets the answer logged for it, and is not counted twice."""
+    token = request.headers.get(IDEMPOTENCY_HEADER)
+    if not token:
+        return None
+    log_entries = svc().store.call_log(sid)
+    for i, entry in enumerate(log_entries):
+        if entry.get("kind") == "request" and entry.get("idempotency_token") == clean(token[:200]):
+            return next((e["twiml"] for e in log_entries[i + 1:] if e.get("kind") == "response"), None)
+    return None
 
 
 @bp.before_request
@@ -310,8 +339,12 @@ def status(sid: str) -> str:
 @bp.route("/twilio/hold/wait", methods=WEBHOOK_METHODS)
 @webhook(lambda sid, reason: only("leave"))  # the Enqueue action then apologises
 def hold_wait(sid: str) -> str:
-    """Twilio requests this again each time its TwiML ends, for as long as the caller is queued."""
+    """Twilio requests this again each time its TwiML ends, for as long as the caller is queued. A retry of
+    the same request (Twilio's idempotency token) is answered as before: one check-in, counted once."""
     service = svc()
+    again = answered_before(sid)
+    if again is not None:
+        return again
     call = service.session.load(sid)
     if call is None or call.state.ended or call.state.phase != "holding":
         return only("leave")
@@ -322,8 +355,14 @@ def hold_wait(sid: str) -> str:
                                 *check_ins, turn=call.turn)
 
 
+def returning_words(sid: str, reason: str) -> str:
+    """A <Queue url> that failed: still a short thanks for waiting (Say is allowed there; Dial is not)."""
+    engine = svc().registry.default
+    return svc().renderers.get(engine).speak(engine.render(engine.flow.etiquette.hold.returning, None))
+
+
 @bp.route("/twilio/hold/return", methods=WEBHOOK_METHODS)
-@webhook(lambda sid, reason: only())
+@webhook(returning_words)
 def hold_return(sid: str) -> str:
     """Played to the queued caller as an agent takes them: 'thank you for waiting' (E9)."""
     service = svc()
@@ -358,6 +397,42 @@ def whisper_answer(sid: str) -> str:
     return svc().session.note(sid, received(), only() if accepted else only("hangup"))  # empty: bridge the calls
 
 
+# --- the number's fallback URL -------------------------------------------------------------
+
+def fallback_failed(sid: str, reason: str) -> str:
+    return only("hangup")
+
+
+@bp.route("/twilio/fallback", methods=WEBHOOK_METHODS)
+@bp.route("/twilio/fallback/<flow>", methods=WEBHOOK_METHODS)
+@webhook(fallback_failed)
+def fallback(sid: str, flow: str | None = None) -> str:
+    """Twilio requests the number's fallback URL "if Twilio is unable to retrieve or execute TwiML from your
+    web server" (an error, or no answer within 15 s), with ErrorCode and ErrorUrl
+    (https://www.twilio.com/docs/usage/security/availability-reliability). Stateless: no store read or
+    written, so a second host with the same flows can serve it while the first is down. The caller hears
+    the flow's apology and its fallback (a transfer whose failure still ends politely, or a goodbye)."""
+    service, params = svc(), form()
+    engine = service.registry.for_new_call(flow, params.get("To", "")) or service.registry.default
+    log.error("fallback URL for call %s: Twilio error %s at %s", sid, params.get("ErrorCode", "?"),
+              params.get("ErrorUrl", "?"))
+    return service.renderers.apology(engine, None)
+
+
+@bp.route("/twilio/fallback/dialled", methods=WEBHOOK_METHODS)
+@webhook(fallback_failed)
+def fallback_dialled(sid: str) -> str:
+    """The fallback <Dial> ended: after a conversation, hang up; if nobody took the call, apologise and say
+    goodbye (Dial action parameters: https://www.twilio.com/docs/voice/twiml/dial#action)."""
+    service, params = svc(), form()
+    engine = service.registry.for_new_call(request.args.get("flow") or None) or service.registry.default
+    if tw.dial_bridged(params):
+        return only("hangup")
+    words = engine.flow.etiquette
+    return service.renderers.get(engine).speak(engine.render(words.transfer.unanswered_apology, None),
+                                               engine.render(words.goodbye.say, None), then_hangup=True)
+
+
 # --- static -------------------------------------------------------------------------------
 
 @bp.get("/twilio/music")
@@ -369,6 +444,8 @@ def music():
         abort(400, "seconds must be a whole number")
     response = Response(hold_music.hold_music_wav(raw), mimetype="audio/wav")
     response.set_etag(hold_music.etag(raw))
+    # Twilio caches <Play> media by its HTTP cache headers: without them it may fetch the file again on
+    # every wait-URL round and drift the 30 s check-in rhythm (https://www.twilio.com/docs/voice/twiml/play)
     response.cache_control.public, response.cache_control.max_age = True, 86400
     return response.make_conditional(request)
 

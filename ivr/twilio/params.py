@@ -31,9 +31,16 @@ def number(value) -> float:
     return result if math.isfinite(result) and result >= 0 else 0.0
 
 
-def confidence(value) -> float:
-    """Twilio's Confidence is 0..1; anything unreadable counts as not understood (0)."""
-    return min(number(value), 1.0)
+def confidence(value) -> float | None:
+    """Twilio's Confidence: "a confidence score between 0.0 and 1.0. A higher confidence score means a
+    better likelihood that the transcription is accurate" — an estimate of transcription accuracy, not of
+    volume, and "not guaranteed" to be sent (https://www.twilio.com/docs/voice/twiml/gather#action).
+    Missing or unreadable is None: unknown, so the words decide."""
+    try:
+        result = float(value)
+    except (TypeError, ValueError):
+        return None
+    return min(result, 1.0) if math.isfinite(result) and result >= 0 else None
 
 
 def caller_gone(params) -> bool:
@@ -61,11 +68,28 @@ def queue_ended(params):
     return ev.HoldEnded(QUEUE_RESULTS.get(result, "failed"), number(params.get("QueueTime")))
 
 
+def dial_bridged(params) -> bool:
+    """Twilio's word that the caller and the dialled party were connected: `DialBridged` ("true"/"false",
+    https://www.twilio.com/docs/voice/twiml/dial#action); older requests without it: answered means bridged."""
+    bridged = params.get("DialBridged")
+    if bridged is not None:
+        return bridged.strip().lower() == "true"
+    return params.get("DialCallStatus") in ("completed", "answered")
+
+
 def dial_outcome(params, accepted: bool) -> str:
-    """connected only when the agent's leg pressed the key to accept (our own record of it)."""
+    """Our words for how a warm transfer ended, from DialCallStatus, DialBridged and our own record of the
+    agent's acceptance: connected when the two were bridged (Twilio's DialBridged) after the agent accepted;
+    declined when the agent answered and did not accept; failed when the agent accepted but Twilio did
+    not bridge the caller; no_answer, busy, failed otherwise."""
     status = params.get("DialCallStatus", "failed")
+    bridged = params.get("DialBridged", "").strip().lower()
     if status in ("completed", "answered"):
-        return "connected" if accepted else "declined"
+        if bridged == "true":
+            return "connected"  # Twilio says they talked, whatever our record of the key press
+        if not accepted:
+            return "declined"
+        return "failed" if bridged == "false" else "connected"
     return DIAL_FAILURES.get(status, "failed")
 
 

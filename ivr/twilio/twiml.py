@@ -18,6 +18,25 @@ from ivr.flow.model import Flow
 WHISPER_ACCEPT_WAIT = 10  # seconds the agent has to press the key after the whisper
 _TURN_MARK, _CALL_MARK = "t=TURNxMARK", "parent=CALLxMARK"  # filled in per call by Renderer.render
 RENDERED_KEPT = 2048  # distinct turns' TwiML kept per flow version
+DIAL_BUFFER = 5  # Twilio adds 5 s to a <Dial timeout> ("a timeout value of 10 seconds could result in an
+# actual timeout closer to 15 seconds"): https://www.twilio.com/docs/voice/twiml/dial#timeout
+DIAL_TIMEOUT = (5, 600)  # the values Twilio accepts for <Dial timeout>, same page
+
+
+def dial_timeout(ring_limit: float) -> int:
+    """The <Dial timeout> that makes the caller wait at most `ring_limit` s: the promise less Twilio's buffer."""
+    return int(min(max(DIAL_TIMEOUT[0], round(ring_limit) - DIAL_BUFFER), DIAL_TIMEOUT[1]))
+
+
+def dial_target(dial: Dial, to: str, **attrs) -> None:
+    """The noun for a transfer target: <Sip> for sip:, <Client> for client:, else <Number>
+    (https://www.twilio.com/docs/voice/twiml/sip, .../client, .../number; each takes url and method)."""
+    if to.startswith(("sip:", "sips:")):
+        dial.sip(to, **attrs)
+    elif to.startswith("client:"):
+        dial.client(to.removeprefix("client:"), **attrs)
+    else:
+        dial.number(to, **attrs)
 
 SPEECH_LANGUAGE = {"cmn-CN": "cmn-Hans-CN", "en-US": "en-US"}
 
@@ -97,9 +116,10 @@ class Renderer:
             elif isinstance(action, act.LeaveHold):
                 response.leave()
             elif isinstance(action, act.Transfer):
-                dial = Dial(action=self.event_url("dial", turn), method="POST", timeout=round(action.ring_limit),
-                            answer_on_bridge=True)
-                dial.number(action.to, url=self.link("/twilio/whisper", parent=call_sid, t=turn), method="POST")
+                dial = Dial(action=self.event_url("dial", turn), method="POST",
+                            timeout=dial_timeout(action.ring_limit), answer_on_bridge=True,
+                            **({"caller_id": action.caller_id} if action.caller_id else {}))
+                dial_target(dial, action.to, url=self.link("/twilio/whisper", parent=call_sid, t=turn), method="POST")
                 response.append(dial)
             elif isinstance(action, act.Record):
                 response.record(action=self.event_url("record", turn), method="POST",
@@ -124,13 +144,19 @@ class Renderer:
         return str(response)
 
     def speak(self, *texts: str, then_hangup: bool = False, dial: str | None = None) -> str:
-        """A small response of plain speech (apologies, whisper, hold return)."""
+        """A small response of plain speech (apologies, whisper, hold return). A `dial` (the flow's
+        fallback) has an action, so a fallback that fails still ends politely (/twilio/fallback/dialled)."""
         response = VoiceResponse()
         for text in texts:
             if text:
                 response.append(self.say_plain(text))
         if dial:
-            response.dial(dial)
+            fallback = self.flow.fallback
+            target = Dial(action=self.link("/twilio/fallback/dialled", flow=self.flow.name), method="POST",
+                          timeout=dial_timeout(self.flow.etiquette.transfer.ring_limit),
+                          **({"caller_id": fallback.caller_id} if fallback.caller_id else {}))
+            dial_target(target, dial)
+            response.append(target)
         if then_hangup:
             response.hangup()
         return str(response)
