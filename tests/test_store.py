@@ -582,3 +582,27 @@ def test_frozen_redis_gives_store_error_within_the_timeout():
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+# --- line verdicts per listening window (issue 11) ---------------------------------------------
+
+def test_put_line_files_under_the_calls_turn_and_keeps_two_windows(store):
+    assert store.put_line("CAnone", None, {"condition": "clear"}) is None  # unknown call: nothing kept
+    assert store.get_line("CAnone", 0) is None
+    store.start("CAline", state(0), "<Response/>", [])
+    assert store.put_line("CAline", None, {"condition": "silent", "at": 1.5}) == 0
+    assert store.put_line("CAline", None, {"condition": "quiet", "note": "静音"}) == 0  # replaces window 0
+    assert store.get_line("CAline", 0) == {"condition": "quiet", "note": "静音"}
+    assert store.commit("CAline", 0, state(1), "<Response/>", [])
+    assert store.put_line("CAline", None, {"condition": "noisy"}) == 1
+    assert store.put_line("CAline", 5, {"condition": "speakerphone"}) == 5  # an explicit window
+    assert store.get_line("CAline", 1) is None and store.get_line("CAline", 0) is None  # only the last two kept
+    assert store.get_line("CAline", 5) == {"condition": "speakerphone"}
+    assert store.get_line("CAline", 4) is None
+
+
+def test_put_line_refuses_an_ended_call(store):
+    store.start("CAend", state(0), "<Response/>", [])
+    assert store.put_line("CAend", None, {"condition": "clear"}) == 0
+    store.end_call("CAend", state(1, ended=True), [])
+    assert store.put_line("CAend", None, {"condition": "clear"}) is None
