@@ -1,23 +1,36 @@
 """What happens on the caller's side, as the engine sees it: no platform types here."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Line:
+    """What the caller's line sounded like over the listening window just heard (issue 11), from
+    the audio itself: silent | quiet | noisy | speakerphone | clear, and the figures behind it."""
+
+    condition: str
+    figures: dict = field(default_factory=dict, compare=False, hash=False)
 
 
 @dataclass(frozen=True)
 class Speech:
     text: str
     confidence: float
+    line: Line | None = None  # None: no audio for this window (transcription only)
 
 
 @dataclass(frozen=True)
 class Digits:
     digits: str
+    line: Line | None = None
 
 
 @dataclass(frozen=True)
 class Silence:
     """The listening window closed with nothing said and no key pressed."""
+
+    line: Line | None = None
 
 
 @dataclass(frozen=True)

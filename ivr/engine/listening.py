@@ -82,6 +82,9 @@ def _ladder(run, name: str):
 
 def heard(run, event) -> None:
     """The caller's answer where the current step listens: a choice, a repeat, or a miss."""
+    ladder = line_ladder(run, event)  # issue 11: the line's audio picks the ladder of a miss first
+    if ladder is not None:
+        return miss(run, ladder)
     et = run.etiquette
     if isinstance(event, ev.Silence) or (isinstance(event, ev.Speech) and not event.text.strip()):
         return miss(run, "silence")
@@ -124,3 +127,45 @@ def miss(run, ladder: str) -> None:
     run.state.misses[ladder] = run.state.misses.get(ladder, 0) + 1
     run.note(facts.Listening("miss", ladder, step=run.state.step, count=run.state.misses[ladder]))
     fire(ListenLadder, run, "miss", ladder=ladder)
+
+
+# --- issue 11: the line's audio picks the ladder ------------------------------------------------
+# Kept apart from `heard` on purpose: it only decides WHICH ladder a miss climbs when the window's
+# audio says something about the line; everything else (confidence, consent, matching) is `heard`'s.
+
+LINE_LADDERS = {"silent": "silence", "quiet": "quiet", "speakerphone": "speakerphone", "noisy": "noisy"}
+
+
+def line_ladder(run, event) -> str | None:
+    """The ladder the window's audio chooses for this answer, or None to decide from the words alone.
+
+    - no audio for the window (no stream, the WebSocket down or late): None, today's behaviour;
+    - keys: None (the keypad is not affected by the line);
+    - an answer understood (words that match a choice, or ask for a louder repeat): None, whatever
+      the line: a caller who was understood is never asked to change phones;
+    - otherwise a miss, and the audio names its kind: silent -> E2 (silence), quiet -> E3,
+      speakerphone -> E4, noisy -> E5 (which offers the keypad), clear -> E6 (not understood)
+      for words that match nothing or speech that gave no words, but None for words on a clear
+      line with low confidence (the confidence rules decide those: E5, "did not catch that"). Words heard on a line the audio calls silent mean the audio
+      missed part of the window: None.
+    Every window with audio logs a LineHeard fact (the scorecard counts them)."""
+    line = getattr(event, "line", None)
+    if line is None or isinstance(event, ev.Digits):
+        if line is not None:
+            run.note(facts.LineHeard(line.condition, None, step=run.state.step))
+        return None
+    said = event.text.strip() if isinstance(event, ev.Speech) else ""
+    ladder = LINE_LADDERS.get(line.condition)
+    if said:
+        et = run.etiquette
+        understood = event.confidence >= et.noisy.below and (
+            match_words(run.kind.choices(run, run.spec), said) is not None
+            or any(mentions(said, w) for w in et.repeat_louder.words))
+        if understood or line.condition == "silent":
+            ladder = None
+        elif line.condition == "clear":
+            ladder = "not_understood" if event.confidence >= et.noisy.below else None
+    elif line.condition == "clear":
+        ladder = "not_understood"  # speech on a clear line, and no words came of it
+    run.note(facts.LineHeard(line.condition, ladder, step=run.state.step, figures=dict(line.figures) or None))
+    return ladder
