@@ -117,26 +117,40 @@ class MediaStream:
                        "streamSid": self.sid}
         if not self.socket.send(json.dumps(message)):
             self.closed = True
-            self.call.note("the app closed the media stream")
+            if message["event"] != "stop":
+                self.call.note("the app closed the media stream")
 
     def send_audio(self, pcm: np.ndarray, at: float) -> None:
-        """int16 samples that start at virtual time ``at``, as 20 ms media messages."""
+        """int16 samples that start at virtual time ``at``, as 20 ms media messages, each sent at the
+        virtual moment it is complete (the clock goes back to ``at`` and forward frame by frame, and
+        ends where it was): the app sees audio arrive at the pace of the call, as Twilio sends it."""
         if self.closed or not self.inbound:
             return
-        if self.socket is None:
-            self._open()
-        pcm = np.asarray(pcm, dtype=np.int16)
-        whole = pcm.size - pcm.size % FRAME_SAMPLES
-        payload = ulaw_encode(pcm[:whole])
-        base_ms = int(round((at - self.started_at) * 1000))
-        for i in range(0, whole, FRAME_SAMPLES):
-            self.chunk += 1
-            self._send({"event": "media", "media": {
-                "track": "inbound", "chunk": str(self.chunk), "timestamp": str(base_ms + i // 8),
-                "payload": base64.b64encode(payload[i:i + FRAME_SAMPLES]).decode()}})
-            if self.closed:
-                return
-        self.sent_until = max(self.sent_until, at + whole / RATE)
+        clock = self.call.clock
+        end = clock.now
+        try:
+            if self.socket is None:  # opened at the caller's first sound, as of the moment <Start> ran
+                clock.rewind_to(self.started_at)
+                self._open()
+            pcm = np.asarray(pcm, dtype=np.int16)
+            whole = pcm.size - pcm.size % FRAME_SAMPLES
+            payload = ulaw_encode(pcm[:whole])
+            base_ms = int(round((at - self.started_at) * 1000))
+            clock.rewind_to(min(at, clock.now))
+            for i in range(0, whole, FRAME_SAMPLES):
+                self.chunk += 1
+                clock.advance(FRAME_SAMPLES / RATE)
+                self._send({"event": "media", "media": {
+                    "track": "inbound", "chunk": str(self.chunk), "timestamp": str(base_ms + i // 8),
+                    "payload": base64.b64encode(payload[i:i + FRAME_SAMPLES]).decode()}})
+                if self.closed:
+                    break
+            self.sent_until = max(self.sent_until, at + whole / RATE)
+        finally:
+            if clock.now > end:
+                clock.rewind_to(end)
+            else:
+                clock.advance(end - clock.now)
 
     def stop(self) -> None:
         if self.socket is not None and not self.closed:
