@@ -146,3 +146,130 @@ def test_join_ignores_too_little_audio():
     store.start("CAshort", {"turn": 0, "flow": "f"}, "<Response/>", [])
     store.put_line("CAshort", None, {"condition": "silent", "seconds": 0.2, "at": time.time(), "figures": {}})
     assert line_for(store, "CAshort", 0) is None
+
+
+# --- the WebSocket endpoint on a real server -------------------------------------------------------
+
+@pytest.fixture
+def server():
+    """The app under Werkzeug's threaded server on 127.0.0.1 (a real WebSocket upgrade)."""
+    from werkzeug.serving import make_server
+
+    from ivr.twilio import create_app
+
+    store = MemoryStore()
+    app = create_app([str(ZH)], store=store, auth_token="tok")
+    app.extensions["ivr_line"].idle_seconds = 1.0
+    srv = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield f"127.0.0.1:{srv.server_port}", store, app
+    srv.shutdown()
+
+
+def _signed(url: str) -> dict:
+    from twilio.request_validator import RequestValidator
+
+    return {"X-Twilio-Signature": RequestValidator("tok").compute_signature(url, {})}
+
+
+def _twilio_messages(call_sid: str, pcm: np.ndarray, secret: str, stream_sid: str = "MZ" + "1" * 32):
+    from ivr.media.analyser import ulaw_encode
+
+    yield json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"})
+    yield json.dumps({"event": "start", "sequenceNumber": "1", "streamSid": stream_sid, "start": {
+        "streamSid": stream_sid, "accountSid": "AC" + "0" * 32, "callSid": call_sid, "tracks": ["inbound"],
+        "customParameters": {"lineSecret": secret},
+        "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}})
+    payload = ulaw_encode(pcm[: pcm.size - pcm.size % 160])
+    for n, i in enumerate(range(0, len(payload), 160)):
+        yield json.dumps({"event": "media", "sequenceNumber": str(n + 2), "streamSid": stream_sid, "media": {
+            "track": "inbound", "chunk": str(n + 1), "timestamp": str(n * 20),
+            "payload": base64.b64encode(payload[i:i + 160]).decode()}})
+
+
+def _start_call(store, sid):
+    store.start(sid, {"turn": 0, "flow": "bank_hotline", "ended": False}, "<Response/>", [])
+
+
+@needs_audio
+def test_websocket_stream_files_the_window_verdict(server):
+    from simple_websocket import Client
+
+    from ivr.simulator import line_audio
+
+    host, store, app = server
+    app.extensions["ivr_line"].streams.flood_factor = 1e6  # this test sends faster than real time
+    _start_call(store, "CAws1")
+    pcm = np.concatenate([line_audio.background("speakerphone", 1.0),
+                          line_audio.speech("我想问一下我的信用卡还款的事情", "speakerphone")])
+    # simple-websocket's client sends Host without the port: the server checks the URL it is asked for
+    ws = Client.connect(f"ws://{host}/twilio/stream", headers=_signed("wss://127.0.0.1/twilio/stream"))
+    for text in _twilio_messages("CAws1", pcm, call_secret("tok", "CAws1")):
+        ws.send(text)
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        rec = store.get_line("CAws1", 0)
+        if rec and rec["until_ms"] >= len(pcm) // 8 - 200:
+            break
+        time.sleep(0.02)
+    ws.close()
+    assert rec["condition"] == "speakerphone", rec
+    assert line_for(store, "CAws1", 0).condition == "speakerphone"
+
+
+def test_websocket_upgrade_with_a_wrong_signature_is_refused(server):
+    from simple_websocket import Client
+
+    host, _, _ = server
+    with pytest.raises(Exception):
+        Client.connect(f"ws://{host}/twilio/stream", headers={"X-Twilio-Signature": "forged"})
+
+
+def test_websocket_bad_input_is_dropped_and_the_server_lives_on(server, caplog):
+    from simple_websocket import Client, ConnectionClosed
+
+    host, store, _ = server
+    _start_call(store, "CAbad")
+    ws = Client.connect(f"ws://{host}/twilio/stream")
+    for text in ("not json", "[1, 2]", json.dumps({"event": "media", "streamSid": "MZnobody"}),
+                 json.dumps({"event": "bogus", "streamSid": "MZx"}), "x" * 70000):
+        ws.send(text)
+    # a start with a wrong secret: the socket is closed, no audio taken
+    msgs = list(_twilio_messages("CAbad", np.zeros(1600, dtype=np.int16), "wrong"))
+    ws.send(msgs[1])
+    with pytest.raises(ConnectionClosed):
+        for _ in range(50):
+            ws.send(msgs[2])
+            time.sleep(0.02)
+    assert store.get_line("CAbad", 0) is None
+    # audio for a call that has ended: the stream is refused by the store, the socket closed
+    store.end_call("CAbad", {"turn": 1, "flow": "bank_hotline", "ended": True}, [])
+    ws = Client.connect(f"ws://{host}/twilio/stream")
+    with pytest.raises(ConnectionClosed):
+        for text in _twilio_messages("CAbad", np.zeros(8000, dtype=np.int16), call_secret("tok", "CAbad")):
+            ws.send(text)
+            time.sleep(0.001)
+        time.sleep(0.5)
+        ws.send(msgs[2])
+    # the server still serves
+    ws = Client.connect(f"ws://{host}/twilio/stream")
+    ws.close()
+
+
+def test_a_stream_that_never_stops_is_closed_when_idle_and_freed(server):
+    from simple_websocket import Client
+
+    host, store, app = server
+    _start_call(store, "CAidle")
+    ws = Client.connect(f"ws://{host}/twilio/stream")
+    for text in list(_twilio_messages("CAidle", np.zeros(1600, dtype=np.int16), call_secret("tok", "CAidle")))[:3]:
+        ws.send(text)
+    streams = app.extensions["ivr_line"].streams
+    deadline = time.time() + 1
+    while len(streams) == 0 and time.time() < deadline:
+        time.sleep(0.01)
+    assert len(streams) == 1
+    time.sleep(1.5)  # idle_seconds is 1 s here: the server closes the socket and forgets the stream
+    assert len(streams) == 0
+    assert not ws.connected  # the server closed it
