@@ -87,6 +87,7 @@ def cmd_serve(args) -> int:
             self.cfg.set("bind", f"{args.host}:{args.port}")
             self.cfg.set("workers", args.workers)
             self.cfg.set("threads", args.threads)
+            self.cfg.set("worker_class", "gthread")  # a Media Stream WebSocket holds a thread for its call
             self.cfg.set("accesslog", "-" if args.access_log else None)
 
         def load(self):
@@ -109,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--store", default="sqlite:///calls.db", help="sqlite:///calls.db | redis://host:6379/0")
     p.add_argument("--public-url", help="the https URL Twilio uses, when behind a proxy (for signatures)")
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--threads", type=int, default=4)
+    p.add_argument("--threads", type=int, default=32,
+                   help="threads per worker (gthread); each live call's media stream holds one (default 32)")
     p.add_argument("--access-log", action="store_true")
     p.set_defaults(func=cmd_serve)
 

@@ -273,3 +273,35 @@ def test_a_stream_that_never_stops_is_closed_when_idle_and_freed(server):
     time.sleep(1.5)  # idle_seconds is 1 s here: the server closes the socket and forgets the stream
     assert len(streams) == 0
     assert not ws.connected  # the server closed it
+
+
+# --- the scorecard's line part ---------------------------------------------------------------------
+
+def test_line_card_and_flow_summary():
+    from ivr.etiquette.line_report import line_card, line_summary, line_text
+
+    log = [{"kind": "request"}, {"fact": "line_heard", "condition": "speakerphone", "ladder": "speakerphone"},
+           {"fact": "line_heard", "condition": "speakerphone", "ladder": "speakerphone"},
+           {"fact": "line_heard", "condition": "clear"}, {"fact": "line_heard", "condition": "<script>"}]
+    card = line_card(log)
+    assert card == {"windows": 3, "conditions": {"speakerphone": 2, "clear": 1},
+                    "ladders": {"speakerphone": 2}, "main": "speakerphone"}
+    assert line_text(card) == "speakerphone 2, clear 1; audio chose E4 speakerphone x2"
+    summary = line_summary([card, line_card([]), line_card([{"fact": "line_heard", "condition": "quiet",
+                                                             "ladder": "quiet"}])])
+    assert summary["calls"] == 3 and summary["no audio"] == pytest.approx(1 / 3)
+    assert summary["share_of_calls"]["speakerphone"] == pytest.approx(1 / 3)
+    assert summary["ladders_chosen_by_audio"] == {"E3 quiet": 1, "E4 speakerphone": 2}
+
+
+@needs_audio
+def test_a_simulated_speakerphone_call_scores_its_line():
+    from ivr.etiquette.line_report import line_card
+
+    store = MemoryStore()
+    transport = in_process([ZH], store=store)
+    lines = iter(["say 我想问一下我的信用卡 --line speakerphone"])
+    caller = TypedCaller(read_line=lambda prompt: next(lines, None), show=lambda text: None, interactive=False)
+    result = place_call(transport, caller)
+    card = line_card(store.call_log(result.call_sid))
+    assert card["ladders"] == {"speakerphone": 1} and card["conditions"]["speakerphone"] >= 1
