@@ -215,6 +215,7 @@ def cmd_serve(args) -> int:
             self.cfg.set("limit_request_line", 8190)  # a GET webhook carries all its parameters in the URL
             self.cfg.set("workers", args.workers)
             self.cfg.set("threads", args.threads)
+            self.cfg.set("worker_class", "gthread")  # a Media Stream WebSocket holds a thread for its call
             self.cfg.set("accesslog", "-" if args.access_log else None)
             # each worker adopts the published flow versions before it serves (ivr.call.registry)
             self.cfg.set("post_fork", lambda server, worker: app.extensions["ivr"].registry.start_syncing())
@@ -270,7 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store", default="sqlite:///calls.db", help="sqlite:///calls.db | redis://host:6379/0")
     p.add_argument("--public-url", help="the https URL Twilio uses, when behind a proxy (for signatures)")
     p.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (default 2)")
-    p.add_argument("--threads", type=int, default=4, help="threads per worker (default 4)")
+    p.add_argument("--threads", type=int, default=32,
+                   help="threads per worker (gthread); each live call's media stream holds one (default 32)")
     p.add_argument("--access-log", action="store_true", help="log every request to stdout")
     p.set_defaults(func=cmd_serve)
 

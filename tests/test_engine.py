@@ -138,8 +138,8 @@ def test_e2_english_wording():
 
 def test_e3_too_quiet_needs_evidence_from_the_audio_then_asks_louder_and_says_goodbye():
     call = Call()
-    assert call.send(ev.Speech("嗯", 0.9, line="quiet")).said == ["对不起!请您大声一点,好吗?"]
-    assert call.send(ev.Speech("嗯", None, line="quiet")).said == ["对不起!您的电话声音太小,请您换一部电话打来,好吗?再见!"]
+    assert call.send(ev.Speech("嗯", 0.9, line=ev.Line("quiet"))).said == ["对不起!请您大声一点,好吗?"]
+    assert call.send(ev.Speech("嗯", None, line=ev.Line("quiet"))).said == ["对不起!您的电话声音太小,请您换一部电话打来,好吗?再见!"]
     listens(call, 5)
     assert isinstance(call.silence().last, act.Hangup)
 

@@ -23,7 +23,7 @@ from test_webhooks import FLOWS, TOKEN, Twilio
 EXAMPLES = 200
 
 # Verbs Twilio runs in each context (twilio.com/docs/voice/twiml); nested nouns are checked by parent.
-CALLER = {"Say", "Play", "Pause", "Gather", "Redirect", "Dial", "Enqueue", "Record", "Hangup", "Reject", "Leave"}
+CALLER = {"Say", "Play", "Pause", "Gather", "Redirect", "Dial", "Enqueue", "Record", "Hangup", "Reject", "Leave", "Start"}  # <Start><Stream>: the line audio (issue 11)
 ALLOWED = {
     "/twilio/voice": CALLER,
     "/twilio/event": CALLER,
@@ -34,7 +34,8 @@ ALLOWED = {
     "/twilio/status": set(),  # Twilio ignores a status callback's answer: we send none
 }
 SSML = {"prosody", "break", "emphasis", "s", "p", "lang", "say-as", "sub", "phoneme", "w", "amazon:effect"}
-CHILDREN = {"Gather": {"Say", "Play", "Pause"}, "Dial": {"Number", "Queue", "Client", "Sip", "Conference"}}
+CHILDREN = {"Gather": {"Say", "Play", "Pause"}, "Dial": {"Number", "Queue", "Client", "Sip", "Conference"},
+            "Start": {"Stream", "Parameter"}}  # <Start><Stream><Parameter/>: https://www.twilio.com/docs/voice/twiml/stream
 
 hostile_text = st.one_of(
     st.text(max_size=40),

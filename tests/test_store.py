@@ -453,11 +453,12 @@ def test_sqlite_checkpoints_outside_requests(tmp_path):
     while not _main_file_has_call(path, tmp_path, "CA2"):
         assert time.monotonic() < deadline, "the checkpoint thread never checkpointed"
         time.sleep(0.05)
-    names = [t.name for t in threading.enumerate()]
-    assert names.count("sqlite-checkpoint calls.db") == 1
+    thread = background._checkpointer[2]  # this store's one thread (other tests' stores have their own)
+    assert thread.is_alive() and thread.name == "sqlite-checkpoint calls.db"
     background.close()
     manual.close()
-    assert "sqlite-checkpoint calls.db" not in [t.name for t in threading.enumerate()]
+    thread.join(timeout=5)
+    assert not thread.is_alive(), "closing the store stops its checkpoint thread"
 
 
 def test_sqlite_write_failure_gives_store_error_and_writes_nothing(tmp_path):
@@ -582,3 +583,27 @@ def test_frozen_redis_gives_store_error_within_the_timeout():
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+# --- line verdicts per listening window (issue 11) ---------------------------------------------
+
+def test_put_line_files_under_the_calls_turn_and_keeps_two_windows(store):
+    assert store.put_line("CAnone", None, {"condition": "clear"}) is None  # unknown call: nothing kept
+    assert store.get_line("CAnone", 0) is None
+    store.start("CAline", state(0), "<Response/>", [])
+    assert store.put_line("CAline", None, {"condition": "silent", "at": 1.5}) == 0
+    assert store.put_line("CAline", None, {"condition": "quiet", "note": "静音"}) == 0  # replaces window 0
+    assert store.get_line("CAline", 0) == {"condition": "quiet", "note": "静音"}
+    assert store.commit("CAline", 0, state(1), "<Response/>", [])
+    assert store.put_line("CAline", None, {"condition": "noisy"}) == 1
+    assert store.put_line("CAline", 5, {"condition": "speakerphone"}) == 5  # an explicit window
+    assert store.get_line("CAline", 1) is None and store.get_line("CAline", 0) is None  # only the last two kept
+    assert store.get_line("CAline", 5) == {"condition": "speakerphone"}
+    assert store.get_line("CAline", 4) is None
+
+
+def test_put_line_refuses_an_ended_call(store):
+    store.start("CAend", state(0), "<Response/>", [])
+    assert store.put_line("CAend", None, {"condition": "clear"}) == 0
+    store.end_call("CAend", state(1, ended=True), [])
+    assert store.put_line("CAend", None, {"condition": "clear"}) is None

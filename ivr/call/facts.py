@@ -106,6 +106,17 @@ class Listening(Fact):
 
 
 @dataclass(frozen=True)
+class LineHeard(Fact):
+    """What the caller's audio said about the line over a listening window (issue 11), and the ladder
+    it chose (None: the audio chose nothing; the answer was understood, or the words decided)."""
+
+    condition: str  # silent | quiet | noisy | speakerphone | clear
+    ladder: str | None = None
+    step: str | None = None
+    figures: dict | None = None
+
+
+@dataclass(frozen=True)
 class Chose(Fact):
     """The caller chose something: a menu option, consent, one of the offers, or a repeat."""
 
@@ -172,7 +183,7 @@ class Goodbye(Fact):
     pass
 
 
-FACTS = (CallStarted, Greeted, CallEnded, HungUp, Dropped, Fallback, Lost, Listening, Chose, LookedUp, Hold,
+FACTS = (CallStarted, Greeted, CallEnded, HungUp, Dropped, Fallback, Lost, Listening, LineHeard, Chose, LookedUp, Hold,
          Transfer, Recording, CallBackRequested, Goodbye)
 _BY_NAME: dict[str, tuple[type, str | None]] = {}
 for _cls in FACTS:

@@ -1,7 +1,16 @@
 """What happens on the caller's side, as the engine sees it: no platform types here."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Line:
+    """What the caller's line sounded like over the listening window just heard (issue 11), from
+    the audio itself: silent | quiet | noisy | speakerphone | clear, and the figures behind it."""
+
+    condition: str
+    figures: dict = field(default_factory=dict, compare=False, hash=False)
 
 
 @dataclass(frozen=True)
@@ -13,18 +22,21 @@ class Speech:
     the too-quiet (E3) or speakerphone (E4) words."""
 
     text: str
-    confidence: float | None = None
-    line: str | None = None
+    confidence: float | None = None  # None: Twilio sent no Confidence (unknown, not zero)
+    line: Line | None = None  # None: no audio for this window (transcription only)
 
 
 @dataclass(frozen=True)
 class Digits:
     digits: str
+    line: Line | None = None
 
 
 @dataclass(frozen=True)
 class Silence:
     """The listening window closed with nothing said and no key pressed."""
+
+    line: Line | None = None
 
 
 @dataclass(frozen=True)

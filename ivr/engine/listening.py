@@ -104,14 +104,16 @@ def _ladder(run, name: str):
 def heard(run, event) -> None:
     """The caller's answer where the current step listens: a choice, a repeat, or a miss."""
     et = run.etiquette
-    if isinstance(event, ev.Silence) or (isinstance(event, ev.Speech) and not event.text.strip()):
-        return miss(run, "silence")
+    silent = isinstance(event, ev.Silence) or (isinstance(event, ev.Speech) and not event.text.strip())
     choices = run.kind.choices(run, run.spec)
-    if run.state.listen_phase == "last_chance":
-        return heard_late(run, event, choices)
+    if run.state.listen_phase == "last_chance" and not silent:
+        return heard_late(run, event, choices)  # E2 step 4: any words or key resume the call
+    ladder = line_ladder(run, event, choices)  # the line's audio picks the ladder of a miss (issue 11)
+    if ladder is not None:
+        return miss(run, ladder)
+    if silent:
+        return miss(run, "silence")
     if isinstance(event, ev.Speech):
-        if event.line == "quiet":  # only evidence from the audio says the caller is too quiet (E3)
-            return miss(run, "quiet")
         if event.confidence is not None and event.confidence < et.noisy.below:
             return miss(run, "noisy")  # "I did not catch that", keypad offered (E5): never a claim about volume
         choice = understood(run, event.text, choices)
@@ -191,3 +193,46 @@ def miss(run, ladder: str, instead: list | None = None) -> None:
     run.state.misses[ladder] = run.state.misses.get(ladder, 0) + 1
     run.note(facts.Listening("miss", ladder, step=run.state.step, count=run.state.misses[ladder]))
     fire(ListenLadder, run, "miss", ladder=ladder, instead=instead)
+
+
+# --- issue 11: the line's audio picks the ladder ------------------------------------------------
+# Kept apart from `heard` on purpose: it only decides WHICH ladder a miss climbs when the window's
+# audio says something about the line; everything else (confidence, consent, matching) is `heard`'s.
+
+LINE_LADDERS = {"silent": "silence", "quiet": "quiet", "speakerphone": "speakerphone", "noisy": "noisy"}
+
+
+def line_ladder(run, event, choices: list[Choice]) -> str | None:
+    """The ladder the window's audio chooses for this answer, or None to decide from the words alone.
+
+    - no audio for the window (no stream, the WebSocket down or late): None, today's behaviour;
+    - keys: None (the keypad is not affected by the line);
+    - an answer understood (words that match a choice, or ask for a louder repeat): None, whatever
+      the line: a caller who was understood is never asked to change phones;
+    - otherwise a miss, and the audio names its kind: silent -> E2 (silence), quiet -> E3,
+      speakerphone -> E4, noisy -> E5 (which offers the keypad), clear -> E6 (not understood)
+      for words that match nothing or speech that gave no words, but None for words on a clear
+      line with low confidence (the confidence rules decide those: E5, "did not catch that"). Words heard on a line the audio calls silent mean the audio
+      missed part of the window: None.
+    Every window with audio logs a LineHeard fact (the scorecard counts them)."""
+    line = getattr(event, "line", None)
+    if line is None or isinstance(event, ev.Digits):
+        if line is not None:
+            run.note(facts.LineHeard(line.condition, None, step=run.state.step))
+        return None
+    said = event.text.strip() if isinstance(event, ev.Speech) else ""
+    ladder = LINE_LADDERS.get(line.condition)
+    if said:
+        et = run.etiquette
+        clear_words = event.confidence is None or event.confidence >= et.noisy.below  # None: unknown, not low
+        meaning = understood(run, said, choices)
+        was_understood = clear_words and ((meaning is not None and meaning != UNSURE)
+                                          or any(mentions(said, w) for w in et.repeat_louder.words))
+        if was_understood or line.condition == "silent":
+            ladder = None
+        elif line.condition == "clear":
+            ladder = "not_understood" if clear_words else None
+    elif line.condition == "clear":
+        ladder = "not_understood"  # speech on a clear line, and no words came of it
+    run.note(facts.LineHeard(line.condition, ladder, step=run.state.step, figures=dict(line.figures) or None))
+    return ladder

@@ -113,6 +113,7 @@ class Etiquette(Strict):
     silence: SilenceLadder = SilenceLadder()
     quiet: ConfidenceLadder = ConfidenceLadder(below=0.2)
     noisy: ConfidenceLadder = ConfidenceLadder(below=0.5)
+    speakerphone: Ladder = Field(Ladder(), description="E4: the audio says the caller is on speakerphone")
     not_understood: Ladder = Ladder()
     repeat_louder: RepeatLouder = RepeatLouder()
     menu_repeat_keys: Keys = "9"

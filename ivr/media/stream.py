@@ -185,6 +185,13 @@ class MediaStreams:
                 self._drop(sid, "call ended")
             self._remember(call_sid, "call ended")
 
+    def close_stream(self, stream_sid: str, why: str = "socket closed") -> None:
+        """The WebSocket carrying a stream closed (with or without ``stop``): drop the stream now."""
+        with self._lock:
+            if stream_sid in self._streams:
+                log.info("stream %s (call %s): %s", stream_sid, self._streams[stream_sid].call_sid, why)
+                self._drop(stream_sid, why)
+
     def sweep(self) -> int:
         """Drop streams idle longer than ``idle_seconds`` (a stream that never sent stop)."""
         with self._lock:

@@ -38,6 +38,8 @@ class Speak:
     confidence: float | None = None  # None: Twilio sends no Confidence at all (it may omit it)
     after: float = 0.0
     barge_in: float | None = None
+    line: str | None = None  # audio: speak on a line of this kind (synthesised: ivr.simulator.line_audio)
+    audio: str | None = None  # audio: play this file as what the caller says (text = its transcription, or "")
 
 
 @dataclass(frozen=True)

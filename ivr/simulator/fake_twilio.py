@@ -70,6 +70,9 @@ class Call:
         self.transferred_to: str | None = None
         self.requests = 0
         self._media: dict[str, float | None] = {}
+        self.streams: list = []  # <Start><Stream> media streams (ivr.simulator.stream)
+        self.line: str | None = None  # the caller's line once they make a sound (None: no audio at all)
+        transport.bind_clock(self.clock)
 
     # --- the call --------------------------------------------------------------
     def run(self) -> CallResult:
@@ -89,6 +92,11 @@ class Call:
         if self.ended_by:
             who = "the caller hung up" if self.ended_by == "caller" else "we hung up"
             self.note(f"call ends: {who}")
+        for stream in self.streams:  # Twilio stops every stream when the call ends
+            try:
+                stream.stop()
+            except SimulatorError as exc:
+                error = error or str(exc)
         error = self.send_status_callback(error)
         return CallResult(self.leg.sid, self.transcript, self.ended_by, self.clock.now, self.transferred_to,
                           error, aborted, list(self.webhook_failures))
@@ -219,6 +227,25 @@ class Call:
 
     def note(self, text: str, who: str = CALL) -> None:
         self.transcript.add(Line(self.clock.now, who, text, "event"))
+
+    # --- the caller's audio (issue 11) ----------------------------------------------------------
+    def send_audio(self, until: float, speech=None, speech_at: float | None = None) -> None:
+        """The line's audio up to virtual time `until` on every stream: the caller's background where
+        they say nothing, `speech` (int16 samples) from `speech_at`. Nothing before the caller's
+        first sound (self.line None)."""
+        if self.line is None or not self.streams:
+            return
+        from ivr.simulator import line_audio
+
+        for stream in self.streams:
+            if speech is not None and speech_at is not None:
+                gap = speech_at - stream.sent_until
+                if gap > 0:
+                    stream.send_audio(line_audio.background(self.line, gap, stream.chunk), stream.sent_until)
+                stream.send_audio(speech, max(speech_at, stream.sent_until))
+            gap = until - stream.sent_until
+            if gap >= 0.02:
+                stream.send_audio(line_audio.background(self.line, gap, stream.chunk), stream.sent_until)
 
     def caller_may_hang_up(self) -> End | None:
         """Between verbs the caller may hang up (a script's `hangup` step waits for this)."""

@@ -52,11 +52,14 @@ def gather(call, el, doc):
         if isinstance(choice, Press):
             return _keys(call, choice.keys, num_digits, finish_keys, timeout, action_url, method,
                          empty_goes_to_action)
+        if choice.line or choice.audio:  # the caller's audio goes to the media streams (issue 11)
+            return _audio_speech(call, choice, action_url, method, empty_goes_to_action)
         seconds = speech_seconds(choice.text)
         known = choice.confidence is not None
         call.caller_does(f"says {choice.text} ({f'confidence {choice.confidence:g}' if known else 'no Confidence sent'})",
                          "speak", seconds)
         call.clock.advance(seconds)
+        call.send_audio(call.clock.now)
         params = {"SpeechResult": choice.text}
         if known:
             params["Confidence"] = f"{choice.confidence:g}"
@@ -67,6 +70,7 @@ def gather(call, el, doc):
                         f"hang up, not {type(choice).__name__}")
     call.caller_does(f"(silent for {timeout:g} s)", "silence", timeout)
     call.clock.advance(timeout)
+    call.send_audio(call.clock.now)
     return Goto(action_url, {}, method) if empty_goes_to_action else None
 
 
@@ -98,9 +102,37 @@ def _keys(call, keys, num_digits, finish_keys, timeout, action_url, method, empt
     call.caller_does(f"presses {keys}", "press")
     if not finished:
         call.clock.advance(timeout)  # Twilio waits `timeout` s after the last key for more
+    call.send_audio(call.clock.now)
     if not digits:
         return Goto(action_url, {}, method) if empty_goes_to_action else None
     return Goto(action_url, {"Digits": digits}, method)
+
+
+def _audio_speech(call, choice, action_url, method, empty_goes_to_action):
+    """The caller speaks with audio: synthesised on a line of a kind, or a file played. Twilio posts
+    what its recogniser heard: the script's text (none for a file without a transcription)."""
+    from ivr.simulator import line_audio
+    from ivr.simulator.actions import AbortCall
+
+    try:
+        pcm = line_audio.read_audio(choice.audio) if choice.audio else line_audio.speech(choice.text, choice.line)
+    except (line_audio.AudioUnavailable, ValueError) as exc:
+        raise AbortCall(f"the caller's audio: {exc}") from exc
+    call.line = choice.line or call.line or "clear"
+    seconds, at = len(pcm) / line_audio.RATE, call.clock.now
+    known = choice.confidence is not None  # Twilio may send no Confidence: then the simulator sends none
+    confidence = f"confidence {choice.confidence:g}" if known else "no Confidence sent"
+    what = f"plays {choice.audio}" if choice.audio else f"says {choice.text} on a {choice.line} line"
+    heard = f" (heard as {choice.text}, {confidence})" if choice.audio and choice.text else ""
+    call.caller_does(what + heard if choice.audio else f"{what} ({confidence})", "speak", round(seconds, 2))
+    call.clock.advance(seconds)
+    call.send_audio(call.clock.now, pcm, at)
+    if not choice.text:
+        return Goto(action_url, {}, method) if empty_goes_to_action else None
+    params = {"SpeechResult": choice.text}
+    if known:
+        params["Confidence"] = f"{choice.confidence:g}"
+    return Goto(action_url, params, method)
 
 
 def _describe(choice) -> str:

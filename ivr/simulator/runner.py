@@ -23,9 +23,13 @@ def in_process(flows: list[str | Path], store: CallStore | None = None, token: s
     from ivr.twilio import create_app
 
     token = token or "sim-" + secrets.token_hex(16)
+    holder: list = []  # the transport, once made: media timing is judged on the call's virtual clock
     app = create_app([str(f) for f in flows], store=store if store is not None else MemoryStore(),
-                     auth_token=token)
-    return InProcessTransport(app, token)
+                     auth_token=token, media_clock=lambda: holder[0].clock.now if holder and getattr(holder[0], "clock", None)
+                     else 0.0)
+    transport = InProcessTransport(app, token)
+    holder.append(transport)
+    return transport
 
 
 class InProcessRun:

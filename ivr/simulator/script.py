@@ -8,7 +8,8 @@
       - silence                                # a listening window passes with nothing said
       - hear: {text: 您好,请问有什么可以帮助您?, silence_before: 5, between: [5, 30]}
       - press: 1                               # or {keys: 1, after: 2s} / {keys: 1, barge_in: 3s}
-      - say: 我要挂失                            # or {text: 我要挂失, confidence: 0.3}; without one, no Confidence is sent
+      - say: 我要挂失                            # or {text: 我要挂失, confidence: 0.3, line: speakerphone}; without a confidence, none is sent
+      - play: caller.wav                       # or {file: caller.wav, text: 挂失}: the caller's audio
       - wait: 30s                              # do nothing for 30 s, whatever comes
       - hold: wait                             # or {wait: 40s} / {agent_takes_after: 40s, talk: 30s}
       - transfer: answers                      # or {agent: answers, ring: 5s, talk: 1m}; declines, no-answer, busy, failed
@@ -28,6 +29,7 @@ import yaml
 
 from ivr.flow.model import parse_duration
 from ivr.simulator import actions as act
+from ivr.simulator.line_audio import LINES
 
 REPO = Path(__file__).resolve().parent.parent.parent
 DEFAULT_FLOW = REPO / "call_flows" / "bank_hotline.yaml"
@@ -213,14 +215,28 @@ def _press(value):
 
 
 def _say(value):
-    opts = _options(value, "text", {"text", "confidence", "after", "barge_in"})
+    opts = _options(value, "text", {"text", "confidence", "after", "barge_in", "line"})
     text = _text(opts.get("text"))
     if not text:
         raise ValueError("say what the caller says: `say: 我要挂失`")
     confidence = None if opts.get("confidence") is None else float(opts["confidence"])
     if confidence is not None and not 0 <= confidence <= 1:
         raise ValueError("confidence is between 0 and 1")
-    return [{"action": act.Speak(text, confidence, **_timing(opts)), "moments": (act.PROMPT, act.RECORD)}]
+    line = opts.get("line")
+    if line is not None and line not in LINES:
+        raise ValueError(f"line is one of {', '.join(LINES)} (the caller's audio on such a line)")
+    moments = (act.PROMPT,) if line else (act.PROMPT, act.RECORD)
+    return [{"action": act.Speak(text, confidence, line=line, **_timing(opts)), "moments": moments}]
+
+
+def _play(value):
+    """The caller plays a WAV as their answer; `text` is what Twilio's recogniser makes of it (none: no words)."""
+    opts = _options(value, "file", {"file", "text", "confidence"})
+    file = _text(opts.get("file"))
+    if not file:
+        raise ValueError("play a WAV file: `play: caller.wav` or `play: {file: caller.wav, text: 挂失}`")
+    confidence = float(opts.get("confidence", 0.9))
+    return [{"action": act.Speak(_text(opts.get("text")), confidence, audio=file), "moments": (act.PROMPT,)}]
 
 
 def _silence(value):
@@ -280,6 +296,7 @@ def _record(value):
 
 
 STEP_PARSERS = {"hear": _hear, "agent_hears": lambda v: _hear(v, agent=True), "press": _press, "say": _say,
+                "play": _play,
                 "silence": _silence, "wait": _wait, "hold": _hold, "transfer": _transfer, "record": _record,
                 "hangup": _hangup}
 

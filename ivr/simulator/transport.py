@@ -75,6 +75,14 @@ class Transport:
     def _dispatch(self, method: str, url: str, params: dict, headers: dict) -> Reply:
         raise NotImplementedError
 
+    def open_websocket(self, url: str, headers: dict):
+        """A WebSocket to the app (a Media Stream): an object with send(text) -> bool (False: the app
+        closed it) and close()."""
+        raise SimulatorError("this transport cannot open a media stream WebSocket")
+
+    def bind_clock(self, clock) -> None:
+        """The call's virtual clock, for an app that judges media timing by it (in-process only)."""
+
 
 class InProcessTransport(Transport):
     """The WSGI app in this process, called directly: the production code path, no network, no test client.
@@ -139,6 +147,60 @@ class InProcessTransport(Transport):
         content_type = next((v for k, v in answer["headers"] if k.lower() == "content-type"), "")
         return Reply(int(answer["status"].split(" ", 1)[0]), data, content_type.split(";")[0].strip())
 
+    def open_websocket(self, url, headers):
+        return InProcessSocket(self.app, url, headers)
+
+    def bind_clock(self, clock) -> None:
+        self.clock = clock
+
+
+class InProcessSocket:
+    """A Media Stream WebSocket into the in-process app: the endpoint's own connection object
+    (ivr.media.live.StreamConnection) fed message by message, after the same upgrade check."""
+
+    def __init__(self, app, url: str, headers: dict):
+        service = app.extensions.get("ivr_line")
+        if service is None:
+            raise SimulatorError(f"{url}: the app has no media stream endpoint (line audio is off)")
+        host = urlsplit(url).netloc
+        if not service.upgrade_allowed(headers.get("X-Twilio-Signature"), host):
+            raise SimulatorError(f"{url}: the WebSocket upgrade was refused with 403 (X-Twilio-Signature)")
+        self.connection = service.connection()
+
+    def send(self, text: str) -> bool:
+        return self.connection.receive(text)
+
+    def close(self) -> None:
+        self.connection.finish()
+
+
+class HttpSocket:
+    """A real WebSocket (simple-websocket) to a running server; wss:// in the TwiML is reached as
+    ws:// on the server the simulator talks to (no TLS on a local server)."""
+
+    def __init__(self, base_url: str, url: str, headers: dict):
+        from simple_websocket import Client
+
+        parts, base = urlsplit(url), urlsplit(base_url)
+        target = f"{'wss' if base.scheme == 'https' else 'ws'}://{base.netloc}{parts.path}"
+        try:
+            self.ws = Client.connect(target, headers=headers)
+        except Exception as exc:  # noqa: BLE001 - refused upgrade, unreachable server
+            raise SimulatorError(f"cannot open the media stream {target}: {exc}") from exc
+
+    def send(self, text: str) -> bool:
+        try:
+            self.ws.send(text)
+            return True
+        except Exception:  # noqa: BLE001 - the server closed it
+            return False
+
+    def close(self) -> None:
+        try:
+            self.ws.close()
+        except Exception:  # noqa: BLE001
+            pass
+
 
 class HttpTransport(Transport):
     """A running server (`ivr serve`), reached over HTTP like Twilio reaches it."""
@@ -160,6 +222,9 @@ class HttpTransport(Transport):
                                  f"Is `ivr serve` running at {self.base_url}?") from exc
         content_type = response.headers.get("Content-Type", "").split(";")[0].strip()
         return Reply(response.status_code, response.content, content_type)
+
+    def open_websocket(self, url, headers):
+        return HttpSocket(self.base_url, url, headers)
 
 
 @lru_cache(maxsize=4096)

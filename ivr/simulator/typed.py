@@ -11,9 +11,11 @@ import sys
 from ivr.flow.model import parse_duration
 from ivr.simulator import actions as act
 from ivr.simulator.callers import Caller
+from ivr.simulator.line_audio import LINES
 
 HELP = {
-    act.PROMPT: "press KEYS | say TEXT [@CONFIDENCE] | silence | wait 30s | hangup",
+    act.PROMPT: ("press KEYS | say TEXT [@CONFIDENCE] [--line noisy|quiet|speakerphone|silent|clear] | "
+                 "play FILE.wav [TEXT] [@CONFIDENCE] | silence | wait 30s | hangup"),
     act.RECORD: "record 20s [# | hangup | silence] | say TEXT | press # | silence | hangup",
     act.HOLD: "wait (until the next words) | wait 40s | wait end | take [after 40s] [talk 30s] | hangup",
     act.TRANSFER: "answers [ring 5s] [talk 60s] | declines | no-answer | busy | failed | hangup (the caller)",
@@ -100,11 +102,26 @@ def _prompt_or_record(verb: str, rest: str, kind: str):
             raise ValueError("keys are 0-9, * and #")
         return act.Press(keys)
     if verb == "say":
+        line = None
+        found = re.search(r"\s*--line[ =](\S+)", rest)
+        if found:
+            line, rest = found.group(1), (rest[:found.start()] + rest[found.end():]).strip()
+            if line not in LINES:
+                raise ValueError(f"--line is one of {', '.join(LINES)}")
         match = re.fullmatch(r"(.*?)\s*@\s*([01](?:\.\d+)?)", rest)
         text, confidence = (match.group(1), float(match.group(2))) if match else (rest, None)
         if not text or (confidence is not None and confidence > 1):
-            raise ValueError("say TEXT, optionally @CONFIDENCE between 0 and 1 (e.g. say 我要挂失 @0.3)")
-        return act.Speak(text, confidence)
+            raise ValueError("say TEXT, optionally @CONFIDENCE between 0 and 1 (e.g. say 我要挂失 @0.3) "
+                             "and --line KIND (the caller's audio on such a line)")
+        return act.Speak(text, confidence, line=line)
+    if verb == "play" and kind == act.PROMPT:
+        parts = rest.split(maxsplit=1)
+        if not parts:
+            raise ValueError("play FILE.wav [TEXT] [@CONFIDENCE]: the file is what the caller says")
+        match = re.fullmatch(r"(.*?)\s*@\s*([01](?:\.\d+)?)", parts[1] if len(parts) > 1 else "")
+        text, confidence = (match.group(1), float(match.group(2))) if match else (
+            parts[1] if len(parts) > 1 else "", None)
+        return act.Speak(text.strip(), confidence, audio=parts[0])
     if verb == "silence":
         return act.Silence()
     if verb == "wait":

@@ -9,6 +9,7 @@ from ivr.simulator.enqueue import enqueue
 from ivr.simulator.gather import gather
 from ivr.simulator.outcomes import End, Goto, attr_number
 from ivr.simulator.record import record
+from ivr.simulator.stream import start
 
 
 def say_or_play(call, el, doc):
@@ -43,4 +44,4 @@ def leave_outside_queue(call, el, doc):
 
 CALLER_VERBS = {"Say": say_or_play, "Play": say_or_play, "Pause": pause, "Gather": gather, "Record": record,
                 "Enqueue": enqueue, "Leave": leave_outside_queue, "Dial": dial, "Redirect": redirect,
-                "Hangup": hangup, "Reject": hangup}
+                "Hangup": hangup, "Reject": hangup, "Start": start}

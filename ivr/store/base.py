@@ -41,6 +41,9 @@ class StoredCall:
     answer: str | None   # the TwiML answered when the call reached `turn` (the latest answer)
 
 
+LINE_WINDOWS_KEPT = 2  # the window being heard and the one before (a duplicate webhook re-reads it)
+
+
 def stamp(entries, now: float) -> list[dict]:
     """Log entries with "t" (epoch seconds) added where absent."""
     return [{"t": now, **entry} for entry in entries]
@@ -105,6 +108,19 @@ class CallStore(ABC):
     @abstractmethod
     def stale_calls(self, idle_for: float) -> list[str]:
         """Sids of calls not ended whose last start/commit is older than now - idle_for."""
+
+    # --- what the line sounded like, per listening window (issue 11) ------------------
+    @abstractmethod
+    def put_line(self, call_sid: str, window: int | None, report: dict) -> int | None:
+        """Keep the line verdict of one listening window of a live call, replacing the window's
+        previous one, in ONE round trip. `window` None means the window the call is in now (its
+        stored turn: the turn whose answer is playing, which the next webhook's URL carries).
+        Returns the window it was filed under, or None (nothing written) when the call is unknown
+        or has ended. Only the latest LINE_WINDOWS_KEPT windows of a call are kept."""
+
+    @abstractmethod
+    def get_line(self, call_sid: str, window: int) -> dict | None:
+        """The verdict kept for one window of a call (one read), or None."""
 
     # --- flow versions new calls get (every worker on every host agrees) ------------
     @abstractmethod

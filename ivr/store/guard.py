@@ -122,6 +122,12 @@ class GuardedStore(CallStore):
     def published_flows(self):
         return self._run("published_flows")
 
+    def put_line(self, call_sid, window, report):
+        return self._run("put_line", call_sid, window, report)
+
+    def get_line(self, call_sid, window):
+        return self._run("get_line", call_sid, window)
+
     def append_log(self, call_sid, *entries):
         return self._run("append_log", call_sid, *entries)
 

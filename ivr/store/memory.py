@@ -4,7 +4,7 @@ from __future__ import annotations
 import copy
 import threading
 
-from ivr.store.base import CallStore, StoredCall, check_commit, check_update, check_ended, stamp
+from ivr.store.base import LINE_WINDOWS_KEPT, CallStore, StoredCall, check_commit, check_update, check_ended, stamp
 
 
 class _Call:
@@ -23,6 +23,7 @@ class MemoryStore(CallStore):
         self._logs: dict[str, list[dict]] = {}
         self._flows: dict[str, dict] = {}
         self._published: dict[str, str] = {}
+        self._lines: dict[str, dict[int, dict]] = {}
 
     # --- one webhook: one read, one write ----------------------------------------
     def load(self, call_sid):
@@ -98,6 +99,26 @@ class MemoryStore(CallStore):
         with self._lock:
             return [sid for sid, call in self._calls.items()
                     if not call.state.get("ended") and call.touched_at < cutoff]
+
+    # --- line verdicts per listening window -----------------------------------------
+    def put_line(self, call_sid, window, report):
+        report = copy.deepcopy(report)
+        with self._lock:
+            call = self._calls.get(call_sid)
+            if call is None or call.state.get("ended"):
+                self._lines.pop(call_sid, None)
+                return None
+            window = call.turn if window is None else int(window)
+            lines = self._lines.setdefault(call_sid, {})
+            lines[window] = report
+            for old in [w for w in lines if w <= window - LINE_WINDOWS_KEPT]:
+                del lines[old]
+            return window
+
+    def get_line(self, call_sid, window):
+        with self._lock:
+            report = self._lines.get(call_sid, {}).get(int(window))
+            return copy.deepcopy(report) if report is not None else None
 
     # --- published flow versions -------------------------------------------------
     def publish_flow(self, name, version):

@@ -30,8 +30,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from ivr.store.base import (CallStore, StoreError, StoreUnavailable, StoredCall, check_commit, check_ended,
-                             check_update, stamp)
+from ivr.store.base import (LINE_WINDOWS_KEPT, CallStore, StoreError, StoreUnavailable, StoredCall, check_commit,
+                             check_ended, check_update, stamp)
 
 # KEYS: call, calls, live, log   ARGV: sid, state, turn, flow, now, answer, ended, entries...
 START = """
@@ -88,6 +88,26 @@ return 1
 """
 
 
+# KEYS: call, live, lines   ARGV: window ('' = the call's turn), report, keep, ttl seconds, sid
+# The call must be live (in the live zset: started, not ended). One hash of windows per call.
+PUT_LINE = """
+if not redis.call('ZSCORE', KEYS[2], ARGV[5]) then
+  redis.call('DEL', KEYS[3])
+  return false
+end
+local window = ARGV[1]
+if window == '' then window = redis.call('HGET', KEYS[1], 'turn') end
+if not window then return false end
+redis.call('HSET', KEYS[3], window, ARGV[2])
+for _, w in ipairs(redis.call('HKEYS', KEYS[3])) do
+  if tonumber(w) <= tonumber(window) - tonumber(ARGV[3]) then redis.call('HDEL', KEYS[3], w) end
+end
+redis.call('EXPIRE', KEYS[3], ARGV[4])
+return tonumber(window)
+"""
+LINE_TTL = 6 * 3600  # a call's line verdicts outlive no call: gone hours after its last window
+
+
 def _redact(url: str) -> str:
     """The URL without its password, fit for an error message."""
     parts = urlsplit(url)
@@ -120,6 +140,7 @@ class RedisStore(CallStore):
         self._commit = self._r.register_script(COMMIT)
         self._end = self._r.register_script(END)
         self._update = self._r.register_script(UPDATE)
+        self._put_line = self._r.register_script(PUT_LINE)
         with self._errors():   # fail at startup, not on the first call
             self._r.ping()
 
@@ -207,6 +228,19 @@ class RedisStore(CallStore):
     def stale_calls(self, idle_for):
         with self._errors():
             return self._r.zrangebyscore(self._key("live"), "-inf", f"({self.now() - idle_for!r}")
+
+    # --- line verdicts per listening window -----------------------------------------
+    def put_line(self, call_sid, window, report):
+        keys = [self._key("call", call_sid), self._key("live"), self._key("line", call_sid)]
+        args = ["" if window is None else int(window), _dumps(report), LINE_WINDOWS_KEPT, LINE_TTL, call_sid]
+        with self._errors():
+            filed = self._put_line(keys=keys, args=args)
+        return None if filed is None else int(filed)
+
+    def get_line(self, call_sid, window):
+        with self._errors():
+            text = self._r.hget(self._key("line", call_sid), str(int(window)))
+        return None if text is None else self._loads(text, f"line of call {call_sid}")
 
     # --- published flow versions -------------------------------------------------
     def publish_flow(self, name, version):

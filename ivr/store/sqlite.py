@@ -26,8 +26,8 @@ import weakref
 from contextlib import contextmanager
 
 from ivr.store import guard
-from ivr.store.base import (CallStore, StoreError, StoreUnavailable, StoredCall, check_commit, check_ended,
-                             check_update, stamp)
+from ivr.store.base import (LINE_WINDOWS_KEPT, CallStore, StoreError, StoreUnavailable, StoredCall, check_commit,
+                             check_ended, check_update, stamp)
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,12 @@ CREATE TABLE IF NOT EXISTS flows (
     path    TEXT NOT NULL,
     text    TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS lines (     -- the line verdict per listening window (issue 11)
+    call_sid TEXT NOT NULL,
+    window   INTEGER NOT NULL,
+    report   TEXT NOT NULL,           -- JSON
+    PRIMARY KEY (call_sid, window)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS published (
     name    TEXT PRIMARY KEY,
     version TEXT NOT NULL
@@ -331,6 +337,27 @@ class SqliteStore(CallStore):
             rows = db.execute("SELECT call_sid FROM calls WHERE ended = 0 AND touched_at < ? ORDER BY touched_at",
                               (self.now() - idle_for,)).fetchall()
         return [sid for (sid,) in rows]
+
+    # --- line verdicts per listening window -----------------------------------------
+    def put_line(self, call_sid, window, report):
+        """One transaction: the window is the call's turn unless given (one INSERT ... SELECT from
+        the calls row, which also refuses unknown and ended calls), older windows deleted."""
+        text = _dumps(report)
+        with self._tx() as db:
+            row = db.execute("INSERT INTO lines (call_sid, window, report) "
+                             "SELECT call_sid, coalesce(?, turn), ? FROM calls WHERE call_sid = ? AND ended = 0 "
+                             "ON CONFLICT (call_sid, window) DO UPDATE SET report = excluded.report "
+                             "RETURNING window", (window, text, call_sid)).fetchone()
+            if row is None:
+                return None
+            db.execute("DELETE FROM lines WHERE call_sid = ? AND window <= ?", (call_sid, row[0] - LINE_WINDOWS_KEPT))
+            return row[0]
+
+    def get_line(self, call_sid, window):
+        with self._tx(write=False) as db:
+            row = db.execute("SELECT report FROM lines WHERE call_sid = ? AND window = ?",
+                             (call_sid, int(window))).fetchone()
+        return self._loads(row[0], f"line of call {call_sid}") if row else None
 
     # --- published flow versions -------------------------------------------------
     def publish_flow(self, name, version):

@@ -43,6 +43,7 @@ from ivr.call import facts
 from ivr.call.registry import FlowRegistry
 from ivr.call.session import CallProblem, CallSession, Misdirected
 from ivr.engine import actions as act
+from ivr.media.live import with_line
 from ivr.store import CallStore, StoreError, open_store
 from ivr.store import guard
 from ivr.twilio import params as tw
@@ -94,7 +95,8 @@ class Service:
 
 def create_app(flows: list[str] | None = None, flows_dir: str | None = None, store: str | CallStore | None = None,
                auth_token: str | None = None, public_url: str | None = None,
-               max_request_bytes: int | None = None, budget: float | None = None) -> Flask:
+               max_request_bytes: int | None = None, budget: float | None = None, line_audio: bool | None = None,
+               media_clock=None) -> Flask:
     """The WSGI app. `flows` are flow files (the first answers unmatched numbers), or `flows_dir` a folder.
 
     Unset arguments come from the environment, for WSGI servers (`gunicorn 'ivr.twilio:create_app()'`):
@@ -123,7 +125,34 @@ def create_app(flows: list[str] | None = None, flows_dir: str | None = None, sto
     budget = budget or float(env.get("IVR_WEBHOOK_BUDGET") or guard.DEFAULT_BUDGET)
     app.extensions["ivr"] = Service(registry, store, token or None, public_url or env.get("IVR_PUBLIC_URL"), budget)
     app.register_blueprint(bp)
+    if line_audio if line_audio is not None else env.get("IVR_LINE_AUDIO", "1") != "0":
+        install_line_audio(app, token or None, media_clock)
     return app
+
+
+def install_line_audio(app: Flask, token: str | None, clock=None) -> None:
+    """Issue 11: every call starts a Media Stream to /twilio/stream, and each listening webhook gets
+    the window's line from the store (ivr.media.live). IVR_LINE_AUDIO=0 turns it off."""
+    import time
+
+    from ivr.media.live import LineService
+    from ivr.twilio import stream_ws
+
+    service = app.extensions["ivr"]
+    line = LineService(service.store, token, service.public_url or None,
+                       clock=clock or time.monotonic)
+    service.session.render = line.with_stream(service.session.render, lambda: request.host)
+    stream_ws.install(app, line)
+
+
+def line_of(sid: str, kind: str, turn: int):
+    """The line over the window a Gather's action URL closes (None: no audio; ivr.media.live.line_for)."""
+    line = current_app.extensions.get("ivr_line")
+    if line is None or kind != "gather":
+        return None
+    from ivr.media.live import line_for
+
+    return line_for(line.store, sid, turn)
 
 
 def svc() -> Service:
@@ -318,8 +347,9 @@ def event(sid: str) -> str:
     def event_of(call):
         if not offers(call.answer, kind, turn):
             raise Misdirected(f"k={kind[:40]!r} at turn {turn} is not an action we gave this call", call)
-        return tw.event_for(kind, params, bool(call.state.accepted_by))
+        return with_line(tw.event_for(kind, params, bool(call.state.accepted_by)), line)
 
+    line = line_of(sid, kind, turn)  # issue 11: the window's audio, joined through the store
     return session.handle(sid, turn, event_of, received())
 
 
@@ -328,6 +358,8 @@ def event(sid: str) -> str:
 def status(sid: str) -> str:
     """The call ended. If we had not hung up, the caller did (before our goodbye, or during its pause)."""
     params = form()
+    if tw.caller_gone(params) and "ivr_line" in current_app.extensions:
+        current_app.extensions["ivr_line"].end_call(sid)  # its media stream in this process goes now
     if tw.caller_gone(params):
         svc().session.caller_gone(sid, params["CallStatus"].replace("-", "_"), tw.number(params.get("CallDuration")),
                                   received(params))
