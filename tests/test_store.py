@@ -602,6 +602,14 @@ def test_put_line_files_under_the_calls_turn_and_keeps_two_windows(store):
     assert store.get_line("CAline", 4) is None
 
 
+def test_load_brings_the_windows_line_in_the_same_read(store):
+    store.start("CA1", state(0), "<Say/>", [])
+    store.put_line("CA1", None, {"condition": "quiet", "seconds": 2.0})
+    assert store.load("CA1").line is None, "not asked for"
+    assert store.load("CA1", line_window=0).line == {"condition": "quiet", "seconds": 2.0}
+    assert store.load("CA1", line_window=1).line is None, "no verdict for that window"
+
+
 def test_put_line_refuses_an_ended_call(store):
     store.start("CAend", state(0), "<Response/>", [])
     assert store.put_line("CAend", None, {"condition": "clear"}) == 0

@@ -51,6 +51,7 @@ class Loaded:
     state: CallState
     turn: int  # the stored turn
     answer: str | None  # the answer saved for that turn
+    line: dict | None = None  # the line verdict of the listening window asked for, read with the call
 
 
 class CallSession:
@@ -58,16 +59,17 @@ class CallSession:
         self.registry, self.store, self.render = registry, store, render
 
     # --- reading ------------------------------------------------------------------
-    def load(self, call_id: str) -> Loaded | None:
-        """The call as stored, with the engine of the flow version it pinned (None: unknown call)."""
-        stored = self.store.load(call_id)
+    def load(self, call_id: str, line_window: int | None = None) -> Loaded | None:
+        """The call as stored, with the engine of the flow version it pinned (None: unknown call), and
+        with `line_window` the line verdict of that listening window, in the same store read."""
+        stored = self.store.load(call_id, line_window)
         if stored is None:
             return None
         state = CallState.from_dict(stored.state)
         engine = self.registry.for_version(state.flow_version)
         if engine is None:
             raise CallProblem(f"call {call_id} pinned flow version {state.flow_version}, which is in no store")
-        return Loaded(engine, state, stored.turn, stored.answer)
+        return Loaded(engine, state, stored.turn, stored.answer, stored.line)
 
     # --- the call's turns ------------------------------------------------------------
     def start(self, call_id: str, flow: str | None, caller: str, called: str, received: dict) -> str:
@@ -85,10 +87,11 @@ class CallSession:
             return self.store.answer_for(call_id, 0) or answer
         return answer
 
-    def handle(self, call_id: str, turn: int, event: Callable[[Loaded], object] | object, received: dict) -> str:
+    def handle(self, call_id: str, turn: int, event: Callable[[Loaded], object] | object, received: dict,
+               line_window: int | None = None) -> str:
         """One event at the turn the platform's URL carried. `event` may be a function of the loaded
-        call, for events whose meaning depends on its state (a transfer's acceptance)."""
-        call = self.load(call_id)
+        call, for events whose meaning depends on its state (a transfer's acceptance, the window's line)."""
+        call = self.load(call_id, line_window)
         if call is None:
             raise CallProblem(f"call {call_id} is not in the store")
         if call.turn > turn:  # a duplicate delivery: the same answer, no second step

@@ -209,16 +209,18 @@ class StreamConnection:
 
 # --- the webhook side ---------------------------------------------------------------------------
 
-def line_for(store: CallStore, call_sid: str, window: int, arrived: float | None = None, *,
+def line_for(store: CallStore, call_sid: str, window: int, arrived: float | None = None, *, first: dict | None = None,
              wall: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
              wait_s: float = JOIN_WAIT_S, fresh_s: float = FRESH_S, min_seconds: float = MIN_SECONDS) -> ev.Line | None:
     """The line over window ``window`` of a call, for the webhook that closes it; None (logged) when
-    there is no usable audio: the engine then decides from the transcription alone."""
+    there is no usable audio: the engine then decides from the transcription alone. `first`: the
+    record already read with the call (CallStore.load's line_window), so a stream that keeps up costs
+    no read of its own; only a lagging one is read again, within the bounded wait."""
     arrived = wall() if arrived is None else arrived
     deadline = arrived + wait_s
     while True:
         try:
-            record = store.get_line(call_sid, window)
+            record, first = (first, None) if first is not None else (store.get_line(call_sid, window), None)
         except StoreError as exc:
             log.warning("call %s window %d: line not read (%s): transcription only", call_sid, window, exc)
             return None

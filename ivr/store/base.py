@@ -39,6 +39,7 @@ class StoredCall:
     state: dict          # the state dict as saved
     turn: int
     answer: str | None   # the TwiML answered when the call reached `turn` (the latest answer)
+    line: dict | None = None  # the line verdict of the window asked for (load(sid, line_window=...))
 
 
 LINE_WINDOWS_KEPT = 2  # the window being heard and the one before (a duplicate webhook re-reads it)
@@ -69,8 +70,9 @@ def check_ended(state: dict) -> None:
 class CallStore(ABC):
     # --- one webhook: one read, one write ----------------------------------------
     @abstractmethod
-    def load(self, call_sid: str) -> StoredCall | None:
-        """The call as stored (one read), or None for an unknown call."""
+    def load(self, call_sid: str, line_window: int | None = None) -> StoredCall | None:
+        """The call as stored (one read), or None for an unknown call. With `line_window`, the line
+        verdict kept for that listening window comes in the same read (see put_line)."""
 
     @abstractmethod
     def start(self, call_sid: str, state: dict, answer: str, entries: list[dict]) -> bool:

@@ -95,8 +95,8 @@ class GuardedStore(CallStore):
         return result
 
     # every CallStore operation goes through _run
-    def load(self, call_sid):
-        return self._run("load", call_sid)
+    def load(self, call_sid, line_window=None):
+        return self._run("load", call_sid, line_window)
 
     def start(self, call_sid, state, answer, entries):
         return self._run("start", call_sid, state, answer, entries)

@@ -26,12 +26,13 @@ class MemoryStore(CallStore):
         self._lines: dict[str, dict[int, dict]] = {}
 
     # --- one webhook: one read, one write ----------------------------------------
-    def load(self, call_sid):
+    def load(self, call_sid, line_window=None):
         with self._lock:
             call = self._calls.get(call_sid)
             if call is None:
                 return None
-            return StoredCall(copy.deepcopy(call.state), call.turn, call.answer)
+            line = None if line_window is None else self._lines.get(call_sid, {}).get(int(line_window))
+            return StoredCall(copy.deepcopy(call.state), call.turn, call.answer, copy.deepcopy(line))
 
     def start(self, call_sid, state, answer, entries):
         now = self.now()

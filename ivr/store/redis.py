@@ -170,17 +170,25 @@ class RedisStore(CallStore):
         self._r.close()
 
     # --- one webhook: one read, one write ----------------------------------------
-    def load(self, call_sid):
+    def load(self, call_sid, line_window=None):
         with self._errors():
-            text, turn, answer = self._r.hmget(self._key("call", call_sid), ["state", "turn", "answer"])
+            if line_window is None:
+                text, turn, answer = self._r.hmget(self._key("call", call_sid), ["state", "turn", "answer"])
+                line = None
+            else:  # the window's line verdict in the same round trip
+                pipe = self._r.pipeline(transaction=False)
+                pipe.hmget(self._key("call", call_sid), ["state", "turn", "answer"])
+                pipe.hget(self._key("line", call_sid), str(int(line_window)))
+                (text, turn, answer), line = pipe.execute()
         if text is None:
             return None
+        line = self._loads(line, f"line of call {call_sid}") if line is not None else None
         state = self._loads(text, f"state of call {call_sid}")
         try:
             turn = int(turn)
         except (TypeError, ValueError) as e:
             raise StoreError(f"corrupt turn of call {call_sid} in Redis at {_redact(self.url)}: {e}") from e
-        return StoredCall(state, turn, answer)
+        return StoredCall(state, turn, answer, line)
 
     def start(self, call_sid, state, answer, entries):
         now = self.now()

@@ -248,12 +248,19 @@ class SqliteStore(CallStore):
         return [(call_sid, entry["t"], _dumps(entry)) for entry in entries]
 
     # --- one webhook: one read, one write ----------------------------------------
-    def load(self, call_sid):
+    def load(self, call_sid, line_window=None):
         with self._tx(write=False) as db:
-            row = db.execute("SELECT state, turn, answer FROM calls WHERE call_sid = ?", (call_sid,)).fetchone()
+            if line_window is None:
+                row = db.execute("SELECT state, turn, answer, NULL FROM calls WHERE call_sid = ?",
+                                 (call_sid,)).fetchone()
+            else:  # the window's line verdict in the same statement
+                row = db.execute("SELECT state, turn, answer, (SELECT report FROM lines WHERE call_sid = ? "
+                                 "AND window = ?) FROM calls WHERE call_sid = ?",
+                                 (call_sid, int(line_window), call_sid)).fetchone()
         if row is None:
             return None
-        return StoredCall(self._loads(row[0], f"state of call {call_sid}"), row[1], row[2])
+        line = self._loads(row[3], f"line of call {call_sid}") if row[3] is not None else None
+        return StoredCall(self._loads(row[0], f"state of call {call_sid}"), row[1], row[2], line)
 
     def start(self, call_sid, state, answer, entries):
         now = self.now()

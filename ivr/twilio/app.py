@@ -145,14 +145,19 @@ def install_line_audio(app: Flask, token: str | None, clock=None) -> None:
     stream_ws.install(app, line)
 
 
-def line_of(sid: str, kind: str, turn: int):
-    """The line over the window a Gather's action URL closes (None: no audio; ivr.media.live.line_for)."""
-    line = current_app.extensions.get("ivr_line")
-    if line is None or kind != "gather":
+def line_window(kind: str, turn: int) -> int | None:
+    """A Gather's action URL closes listening window `turn`: its line verdict is read with the call
+    (None: no line audio here, or not a listening event)."""
+    return turn if kind == "gather" and "ivr_line" in current_app.extensions else None
+
+
+def line_of(call, sid: str, turn: int):
+    """The line over the window (None: no audio; ivr.media.live.line_for), from what was read with the call."""
+    if call.line is None:
         return None
     from ivr.media.live import line_for
 
-    return line_for(line.store, sid, turn)
+    return line_for(current_app.extensions["ivr_line"].store, sid, turn, first=call.line)
 
 
 def svc() -> Service:
@@ -347,10 +352,10 @@ def event(sid: str) -> str:
     def event_of(call):
         if not offers(call.answer, kind, turn):
             raise Misdirected(f"k={kind[:40]!r} at turn {turn} is not an action we gave this call", call)
-        return with_line(tw.event_for(kind, params, bool(call.state.accepted_by)), line)
+        event = tw.event_for(kind, params, bool(call.state.accepted_by))
+        return with_line(event, line_of(call, sid, turn))  # issue 11: the window's audio, read with the call
 
-    line = line_of(sid, kind, turn)  # issue 11: the window's audio, joined through the store
-    return session.handle(sid, turn, event_of, received())
+    return session.handle(sid, turn, event_of, received(), line_window(kind, turn))
 
 
 @bp.route("/twilio/status", methods=WEBHOOK_METHODS)
