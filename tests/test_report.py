@@ -231,7 +231,7 @@ def test_who_hung_up_first_and_goodbye(cards):
 
 def test_silent_line_retries_then_final_words_then_hang_up(cards):
     card = cards["silent"]
-    assert card["retries"] == {"silence": 1, "quiet": 0, "noisy": 0, "not_understood": 0}
+    assert card["retries"] == {"silence": 1, "quiet": 0, "speakerphone": 0, "noisy": 0, "not_understood": 0}
     assert (card["silent_retries"], card["unclear_retries"]) == (1, 0)
     assert card["final_words"] == ["silence"]
     assert card["goodbye"] is True and card["hung_up_first"] == "engine"

@@ -36,7 +36,7 @@ BY_SUFFIX = {".mmd": "mermaid", ".md": "mermaid", ".dot": "dot", ".gv": "dot", "
 FONT = "Noto Sans CJK SC,Noto Sans,DejaVu Sans,sans-serif"  # CJK first: one font for Chinese and English
 ICONS = {name: kind.icon for name, kind in KINDS.items()}
 FILL = {name: kind.fill for name, kind in KINDS.items() if kind.fill}
-LADDER_WORDS = {"silence": "silence", "quiet": "too quiet", "noisy": "too noisy", "not_understood": "not understood"}
+LADDER_WORDS = {"silence": "silence", "quiet": "too quiet", "speakerphone": "speakerphone", "noisy": "too noisy", "not_understood": "not understood"}
 START, HANG_UP, CALLER_HANGS_UP = "start", "hangup", "callerhangsup"
 SPECIAL = {START: "▶ call starts",
            HANG_UP: "■ hang up after the script (E2/E3/E5)",

@@ -23,7 +23,7 @@ from ivr.steps import KINDS
 from ivr.twilio.limits import flow_limits
 from ivr.steps.lookup import read_directory
 
-LADDERS = ("silence", "quiet", "noisy", "not_understood")
+LADDERS = ("silence", "quiet", "speakerphone", "noisy", "not_understood")  # E2, E3, E4, E5, E6
 MAX_STEPS_PER_TURN = 50  # steps the engine enters in one turn; a longer chain (or a loop) is a broken flow
 PACKS = Path(__file__).resolve().parent.parent / "etiquette" / "packs"
 

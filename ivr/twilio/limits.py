@@ -13,6 +13,8 @@
 """
 from __future__ import annotations
 
+import re
+
 DIAL_TIMEOUT = (5, 600)
 DIAL_BUFFER = 5
 RECORD_MIN = 1
@@ -21,17 +23,14 @@ HINTS_MAX, HINT_LENGTH_MAX = 500, 100
 SAY_MAX = 3000
 RESPONSE_MAX = 64 * 1024
 
-# The voices a flow may name, with the languages each speaks (Twilio's table; extend as flows need).
-VOICES = {
-    "Polly.Zhiyu": {"cmn-CN"}, "Polly.Zhiyu-Neural": {"cmn-CN"},
-    "Google.cmn-CN-Standard-A": {"cmn-CN"}, "Google.cmn-CN-Standard-B": {"cmn-CN"},
-    "Google.cmn-CN-Wavenet-A": {"cmn-CN"},
-    "Polly.Joanna": {"en-US"}, "Polly.Joanna-Neural": {"en-US"}, "Polly.Matthew": {"en-US"},
-    "Polly.Matthew-Neural": {"en-US"}, "Polly.Salli": {"en-US"}, "Polly.Salli-Neural": {"en-US"},
-    "Polly.Kendra-Neural": {"en-US"}, "Polly.Joey-Neural": {"en-US"}, "Polly.Ruth-Neural": {"en-US"},
-    "Google.en-US-Standard-C": {"en-US"}, "Google.en-US-Neural2-F": {"en-US"},
-    "man": {"en-US"}, "woman": {"en-US"}, "alice": {"en-US", "cmn-CN"},
-}
+# Amazon Polly voices by the language they speak, for the languages flows use (Twilio's table); each may
+# also be asked for as Polly.NAME-Neural or Polly.NAME-Generative where Amazon offers that engine.
+POLLY = {"cmn-CN": {"Zhiyu"},
+         "en-US": {"Danielle", "Gregory", "Ivy", "Joanna", "Joey", "Justin", "Kendra", "Kevin", "Kimberly",
+                   "Matthew", "Patrick", "Ruth", "Salli", "Stephen"}}
+BASIC = {"man": {"en-US"}, "woman": {"en-US"}, "alice": {"en-US", "cmn-CN"}}  # Twilio's own voices
+GOOGLE = re.compile(r"^Google\.(?P<language>[a-z]{2,3}-[A-Z]{2})-[A-Za-z0-9]+-[A-Z]$")  # Google.cmn-CN-Wavenet-A
+POLLY_NAME = re.compile(r"^Polly\.(?P<name>[A-Z][a-z]+)(?:-(?:Neural|Generative|Standard))?$")
 
 
 def ring_limit(seconds: float) -> str | None:
@@ -72,9 +71,19 @@ def say_text(text: str) -> str | None:
 def voice(name: str | None, language: str) -> str | None:
     if name is None:
         return None
-    languages = VOICES.get(name)
-    if languages is None:
-        return f"'{name}' is not a Twilio voice this engine knows; known: {', '.join(sorted(VOICES))}"
+    google, polly = GOOGLE.match(name), POLLY_NAME.match(name)
+    if google:  # a Google voice's name says its language
+        languages = {google["language"]}
+    elif polly:
+        languages = {lang for lang, names in POLLY.items() if polly["name"] in names}
+        if not languages:
+            known = ", ".join(f"Polly.{n}" for n in sorted(POLLY.get(language, ())))
+            return f"'{name}' is not an Amazon Polly voice for the flow's languages; for {language}: {known}"
+    elif name in BASIC:
+        languages = BASIC[name]
+    else:
+        return (f"'{name}' is not a Twilio voice; write Polly.NAME (e.g. Polly.Zhiyu-Neural), "
+                f"Google.LANGUAGE-KIND-X (e.g. Google.cmn-CN-Wavenet-A) or man, woman, alice")
     if language not in languages:
         return f"the voice '{name}' does not speak {language}; it speaks {', '.join(sorted(languages))}"
     return None

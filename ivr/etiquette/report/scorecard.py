@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from ivr.call import facts as F
 from ivr.etiquette.report.log import CallLog, Noted, Request, Response, before_first_say, num, read_log
 
-LADDERS = ("silence", "quiet", "noisy", "not_understood")  # E2 silent line; the others (E3, E5, E6) unclear
+from ivr.flow.load import LADDERS  # E2 silent line; the others (E3, E4, E5, E6) unclear
 ENDS_SERVICE = (F.HungUp, F.Dropped, F.CallEnded, F.Fallback, F.Lost)
 LINE_LOST = {"failed"}  # a call that ended so (or was closed by the reconciler) was cut off, not hung up
 

@@ -1,13 +1,13 @@
-"""E2, E3, E5, E6: the listening ladders (retries, last words, last chance); E11: their last
+"""E2, E3, E4, E5, E6: the listening ladders (retries, last words, last chance); E11: their last
 words say goodbye."""
 from __future__ import annotations
 
 from ivr.etiquette.lint.engine import Lint, changed, check, etiquettes
 from ivr.flow.load import LADDERS
 
-LADDER_RULES = {"silence": "E2", "quiet": "E3", "noisy": "E5", "not_understood": "E6"}
-LADDER_WHAT = {"silence": "silent line", "quiet": "caller too quiet", "noisy": "noisy line",
-               "not_understood": "speech not understood"}
+LADDER_RULES = {"silence": "E2", "quiet": "E3", "speakerphone": "E4", "noisy": "E5", "not_understood": "E6"}
+LADDER_WHAT = {"silence": "silent line", "quiet": "caller too quiet", "speakerphone": "caller on speakerphone",
+               "noisy": "noisy line", "not_understood": "speech not understood"}
 
 
 @check
