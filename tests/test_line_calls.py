@@ -278,7 +278,7 @@ def test_a_stream_that_never_stops_is_closed_when_idle_and_freed(server):
 # --- the scorecard's line part ---------------------------------------------------------------------
 
 def test_line_card_and_flow_summary():
-    from ivr.etiquette.line_report import line_card, line_summary, line_text
+    from ivr.etiquette.report.line import line_card, line_summary, line_text
 
     log = [{"kind": "request"}, {"fact": "line_heard", "condition": "speakerphone", "ladder": "speakerphone"},
            {"fact": "line_heard", "condition": "speakerphone", "ladder": "speakerphone"},
@@ -296,7 +296,7 @@ def test_line_card_and_flow_summary():
 
 @needs_audio
 def test_a_simulated_speakerphone_call_scores_its_line():
-    from ivr.etiquette.line_report import line_card
+    from ivr.etiquette.report.line import line_card
 
     store = MemoryStore()
     transport = in_process([ZH], store=store)
@@ -305,3 +305,11 @@ def test_a_simulated_speakerphone_call_scores_its_line():
     result = place_call(transport, caller)
     card = line_card(store.call_log(result.call_sid))
     assert card["ladders"] == {"speakerphone": 1} and card["conditions"]["speakerphone"] >= 1
+    # the scorecard (ivr report) carries it, per call and as the flow's share of calls per condition
+    from ivr.etiquette.report import score_call, summarise
+
+    scored = score_call(store.call_log(result.call_sid), result.call_sid)
+    assert scored["line"]["main"] == "speakerphone"
+    sums = summarise([scored])["bank_hotline"]
+    assert sums["line"]["share_of_calls"]["speakerphone"] == 1.0
+    assert sums["line"]["ladders_chosen_by_audio"] == {"E4 speakerphone": 1}

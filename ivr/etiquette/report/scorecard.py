@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from ivr.call import facts as F
 from ivr.etiquette.report.log import CallLog, Noted, Request, Response, before_first_say, num, read_log
 
+from ivr.etiquette.report.line import line_card
 from ivr.flow.load import LADDERS  # E2 silent line; the others (E3, E4, E5, E6) unclear
 ENDS_SERVICE = (F.HungUp, F.Dropped, F.CallEnded, F.Fallback, F.Lost)
 LINE_LOST = {"failed"}  # a call that ended so (or was closed by the reconciler) was cut off, not hung up
@@ -262,6 +263,7 @@ def score_call(raw: list, call_sid: str | None = None, flow: str | None = None) 
         "end_status": ended.status if ended else ("lost" if log.first(F.Lost) else None),
         "duration": num(ended.duration) if ended else None,
         "caller_input": caller_input(log),
+        "line": line_card(facts),  # what the caller's audio said about the line (issue 11)
     }
     recordings(facts, card)
     card["flags"] = flags(card)

@@ -1,6 +1,7 @@
 """Per-flow sums and rates of the scorecards."""
 from __future__ import annotations
 
+from ivr.etiquette.report.line import line_summary
 from ivr.etiquette.report.scorecard import LADDERS
 
 TRANSFER_OUTCOMES = ("connected", "declined", "no_answer", "busy", "failed", "canceled",
@@ -68,6 +69,7 @@ def summarise_flow(cards: list[dict]) -> dict:
         "lost": sum(c["lost"] for c in cards),
         "complaints": sum(len(c["complaints"]) for c in cards),
         "call_backs": sum(c["call_back_requested"] for c in cards),
+        "line": line_summary([c["line"] for c in cards]),
     }
 
 

@@ -76,7 +76,19 @@ def flow_lines(name: str, s: dict) -> list[str]:
         f"{_pct_text(s['caller_hung_up_first_pct'])} ({hung})",
         f"  drops {s['drops']} · fallbacks {s['fallbacks']} · lost {s['lost']} · complaints {s['complaints']} · "
         f"call backs {s['call_backs']}",
+        f"  line (share of calls): {_line_shares(s['line'])}",
     ]
+
+
+def _line_shares(line: dict) -> str:
+    """Issue 11: the share of calls heard on each kind of line, and the ladders the audio chose."""
+    def pct(share):
+        return _pct_text(None if share is None else round(share * 100))
+
+    shares = [f"{c} {pct(v)}" for c, v in line["share_of_calls"].items() if v]
+    shares.append(f"no audio {pct(line['no audio'])}")
+    chosen = ", ".join(f"{k} x{n}" for k, n in line["ladders_chosen_by_audio"].items())
+    return " · ".join(shares) + (f"; audio chose {chosen}" if chosen else "")
 
 
 def _plain_table(header, rows) -> str:

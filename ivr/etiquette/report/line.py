@@ -16,26 +16,25 @@ from __future__ import annotations
 
 from collections import Counter
 
+from ivr.call import facts as F
+
 CONDITIONS = ("silent", "quiet", "noisy", "speakerphone", "clear")
 NO_AUDIO = "no audio"
 LADDER_RULES = {"silence": "E2", "quiet": "E3", "speakerphone": "E4", "noisy": "E5", "not_understood": "E6"}
 
 
-def line_card(log: list[dict]) -> dict:
+def line_card(log) -> dict:
     """{"windows": n, "conditions": {condition: windows}, "ladders": {ladder: times the audio chose it},
-    "worst": the condition the call was mostly heard in (or "no audio")}."""
+    "main": the condition the call was mostly heard in (or "no audio")}. `log`: the call's typed facts,
+    or its raw log entries."""
     conditions, ladders, windows = Counter(), Counter(), 0
-    for entry in log:
-        if not isinstance(entry, dict) or entry.get("fact") != "line_heard":
-            continue
-        condition = entry.get("condition")
-        if condition not in CONDITIONS:
+    for fact in (entry if isinstance(entry, F.Fact) else F.parse(entry) for entry in log):
+        if not isinstance(fact, F.LineHeard) or fact.condition not in CONDITIONS:
             continue
         windows += 1
-        conditions[condition] += 1
-        ladder = entry.get("ladder")
-        if isinstance(ladder, str) and ladder in LADDER_RULES:
-            ladders[ladder] += 1
+        conditions[fact.condition] += 1
+        if isinstance(fact.ladder, str) and fact.ladder in LADDER_RULES:
+            ladders[fact.ladder] += 1
     main = NO_AUDIO if not windows else max(CONDITIONS, key=lambda c: (conditions[c], -CONDITIONS.index(c)))
     return {"windows": windows, "conditions": {c: conditions[c] for c in CONDITIONS if conditions[c]},
             "ladders": dict(sorted(ladders.items())), "main": main}
