@@ -26,7 +26,7 @@ from ivr.flow import graph
 from ivr.flow.load import flows_in
 from ivr.media import cli as line_cli
 from ivr.simulator import commands as sim
-from ivr.store import StoreError
+from ivr.store import StoreError, parse_since
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_FLOW = REPO / "call_flows" / "bank_hotline.yaml"
@@ -135,18 +135,10 @@ def cmd_graph(args) -> int:
 # --- report ------------------------------------------------------------------------------
 
 def _since(text: str) -> float:
-    from datetime import datetime
-
     try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is neither epoch seconds nor an ISO date/time "
-                                         "(e.g. 2026-11-01 or 2026-11-01T09:30)") from None
-    return when.timestamp()
+        return parse_since(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _write(text: str, out: str | None) -> None:

@@ -17,7 +17,6 @@ from ivr.engine.run import Run, render
 from ivr.engine.state import CallState
 from ivr.flow.load import MAX_STEPS_PER_TURN, LoadedFlow  # the loader refuses flows that loop or chain more
 from ivr.flow.model import Etiquette, Step
-from ivr.steps import KINDS
 
 # said when a flow's own apology cannot be rendered (the loader checks it, so this is a last resort)
 LAST_RESORT = {"cmn-CN": "非常抱歉,系统暂时出现问题。", "en-US": "We are sorry, something went wrong on our side."}

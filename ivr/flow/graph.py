@@ -25,8 +25,7 @@ import textwrap
 import unicodedata
 from dataclasses import asdict, dataclass, field
 
-from ivr.flow.load import LADDERS, LoadedFlow, load_flow
-from ivr.flow.source import FlowError
+from ivr.flow.load import LADDERS, LoadedFlow
 from ivr.flow.types import duration_text as duration
 from ivr.steps import KINDS
 

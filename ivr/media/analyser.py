@@ -31,7 +31,6 @@ are written by ``bench/bench_line.py --tune`` from the corpus's TUNING set only.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 

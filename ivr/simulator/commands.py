@@ -6,7 +6,6 @@ import json
 import os
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 
 from ivr.simulator.transport import SimulatorError
@@ -160,29 +159,6 @@ def add_replay_arguments(p) -> None:
                    help="a progress bar on stderr (default: only when stderr is a terminal)")
 
 
-def _since(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        return datetime.fromisoformat(text).timestamp()
-    except ValueError:
-        raise SystemExit(f"error: --since '{text}' is neither epoch seconds nor ISO 8601 (2026-11-02T09:30)")
-
-
-def _sqlite_store_missing(url: str) -> str | None:
-    """Replay only reads the store: a SQLite file that is not there is a mistake, never a new empty store."""
-    if not url.startswith("sqlite:"):
-        return None
-    path = Path(url.removeprefix("sqlite:///") or "calls.db")
-    if not path.exists():
-        return f"no SQLite store at {path}: check --store (sqlite:///relative.db or sqlite:////absolute.db)"
-    if path.is_dir():
-        return f"{path} is a directory, not a SQLite store file"
-    return None
-
-
 def _progress(show: bool):
     """A rich progress bar on stderr, or a stand-in that does nothing (pipes, tests, --no-progress)."""
     if not show:
@@ -212,13 +188,13 @@ class _NoProgress:
 
 def run_replay(args) -> int:
     from ivr.simulator.replay import replay_many
-    from ivr.store import StoreError, open_store
+    from ivr.store import open_store, parse_since
 
-    problem = _sqlite_store_missing(args.store)
-    if problem:
-        raise StoreError(problem)  # ivr.cli prints it as one line, exit 1
-    since = _since(args.since) if args.since else None
-    store = open_store(args.store)
+    try:
+        since = parse_since(args.since) if args.since else None
+    except ValueError as exc:
+        raise SystemExit(f"error: --since {exc}") from None
+    store = open_store(args.store, must_exist=True)  # a StoreError: ivr.cli prints it as one line, exit 1
     sids = list(args.call_sids)
     if args.all or args.since:
         named = set(sids)

@@ -10,7 +10,7 @@ from ivr.engine import actions as act
 from ivr.engine import events as ev
 from ivr.engine.machines import CallMachine, fire
 from ivr.engine.speech import speech_seconds
-from ivr.flow.types import Duration, PositiveDuration, StepName, Strict, Text, duration_text
+from ivr.flow.types import PositiveDuration, StepName, Strict, Text, duration_text
 from ivr.steps.base import Kind, Way, register
 from ivr.steps.consent import ask_consent, consent_choices, spoken_consent, note_consent, offer_choices, offer_ways, take_offer
 

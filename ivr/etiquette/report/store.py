@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from pathlib import Path
 
 from ivr.etiquette.report.scorecard import iso as _iso
 from ivr.etiquette.report.scorecard import score_call
@@ -14,28 +13,13 @@ class ReportError(Exception):
     """A one-line message for the user; exit code 1."""
 
 
-def _store_path_problem(url: str) -> str | None:
-    """A report only reads: a SQLite file that is not there is a mistake, not a new empty store."""
-    if not url.startswith("sqlite:"):
-        return None
-    path = Path(url.removeprefix("sqlite:///") or "calls.db")
-    if not path.exists():
-        return f"no SQLite store at {path}: check --store (sqlite:///relative.db or sqlite:////absolute.db)"
-    if path.is_dir():
-        return f"{path} is a directory, not a SQLite store file"
-    return None
-
-
 @contextmanager
 def opened(url: str):
     """The store, read-only in spirit; every failure becomes a ReportError (one line, exit 1)."""
     from ivr.store import StoreError, open_store
 
-    problem = _store_path_problem(url)
-    if problem:
-        raise ReportError(problem)
     try:
-        store = open_store(url)
+        store = open_store(url, must_exist=True)
     except (ValueError, StoreError) as e:
         raise ReportError(str(e)) from e
     try:
