@@ -30,10 +30,10 @@ from __future__ import annotations
 import logging
 import os
 import re
-import xml.etree.ElementTree as ET
 from functools import wraps
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlencode, urlsplit
+from xml.sax.saxutils import escape
 
 from flask import Blueprint, Flask, Response, abort, current_app, g, request
 from twilio.request_validator import RequestValidator
@@ -90,6 +90,8 @@ class Service:
         elif "://" in raw.split("?", 1)[0]:  # absolute-form request target (a proxy may send one)
             parts = urlsplit(raw)
             raw = parts.path + (f"?{parts.query}" if parts.query else "")
+        if "?" not in raw and environ.get("QUERY_STRING"):  # a server that keeps only the path there
+            raw += "?" + environ["QUERY_STRING"]
         return (self.public_url or request.host_url.rstrip("/")) + raw
 
 
@@ -312,20 +314,13 @@ def apologise(sid: str, reason: str) -> str:
 
 def offers(answer: str | None, kind: str, turn: int) -> bool:
     """Whether the TwiML we answered at `turn` holds the action URL /twilio/event?k=kind&t=turn: Twilio only
-    ever requests URLs we gave it, so any other (k, t) is not Twilio following our TwiML."""
+    ever requests URLs we gave it, so any other (k, t) is not Twilio following our TwiML. The answer is our
+    own rendering (twiml.Renderer.event_url), so the URL is looked for as rendered: in an attribute (ending
+    with a quote) or as a <Redirect>'s text (ending with '<'), never as a prefix of a longer turn."""
     if not answer:
         return False
-    try:
-        root = ET.fromstring(answer)
-    except ET.ParseError:
-        return False
-    for element in root.iter():
-        for link in (element.get("action"), element.text if element.tag == "Redirect" else None):
-            if link and "/twilio/event" in link:
-                query = parse_qs(urlsplit(link.strip()).query)
-                if query.get("k") == [kind] and query.get("t") == [str(turn)]:
-                    return True
-    return False
+    rendered = escape(f"/twilio/event?{urlencode({'k': kind, 't': turn})}")
+    return f'{rendered}"' in answer or f"{rendered}<" in answer
 
 
 # --- the caller's call ------------------------------------------------------------
