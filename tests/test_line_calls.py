@@ -238,7 +238,7 @@ def test_websocket_bad_input_is_dropped_and_the_server_lives_on(server, caplog):
     # a start with a wrong secret: the socket is closed, no audio taken
     msgs = list(_twilio_messages("CAbad", np.zeros(1600, dtype=np.int16), "wrong"))
     ws.send(msgs[1])
-    with pytest.raises(ConnectionClosed):
+    with pytest.raises((ConnectionClosed, OSError)):  # closed by the server (OSError: the client saw it first)
         for _ in range(250):  # up to 5 s: a loaded machine is slow, a socket left open never closes
             ws.send(msgs[2])
             time.sleep(0.02)
@@ -246,7 +246,7 @@ def test_websocket_bad_input_is_dropped_and_the_server_lives_on(server, caplog):
     # audio for a call that has ended: the stream is refused by the store, the socket closed
     store.end_call("CAbad", {"turn": 1, "flow": "bank_hotline", "ended": True}, [])
     ws = Client.connect(f"ws://{host}/twilio/stream")
-    with pytest.raises(ConnectionClosed):
+    with pytest.raises((ConnectionClosed, OSError)):  # closed by the server (OSError: the client saw it first)
         for text in _twilio_messages("CAbad", np.zeros(8000, dtype=np.int16), call_secret("tok", "CAbad")):
             ws.send(text)
             time.sleep(0.001)
