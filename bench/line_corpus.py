@@ -43,6 +43,9 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from ivr.simulator.line_audio import active_level_db  # noqa: E402  (one definition of the speech level)
+
 RATE = 8000
 CLASSES = ("silent", "quiet", "noisy", "speakerphone", "clear")
 HERE = Path(__file__).resolve().parent
@@ -118,16 +121,6 @@ def write_wav(path: Path, x: np.ndarray, rate: int = RATE) -> None:
         w.setsampwidth(2)
         w.setframerate(rate)
         w.writeframes(pcm.tobytes())
-
-
-def active_level_db(x: np.ndarray) -> float:
-    """Power of the 20 ms frames within 30 dB of the loudest (a simple active speech level)."""
-    n = len(x) // 160
-    if n == 0:
-        return -100.0
-    p = (x[: n * 160].reshape(n, 160) ** 2).mean(axis=1) + 1e-12
-    db = 10 * np.log10(p)
-    return float(10 * np.log10(p[db > db.max() - 30].mean()))
 
 
 def set_level(x: np.ndarray, target_db: float) -> np.ndarray:

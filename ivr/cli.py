@@ -223,13 +223,13 @@ def start_background(app, args) -> None:
     """In the serving process, off every request's path: publish edited flow files that validate
     (ivr.call.publish), and close calls whose end never came (ivr.call.reconcile)."""
     from ivr.call.publish import FlowWatcher
-    from ivr.call.reconcile import Reconciler, idle_limit
+    from ivr.call.reconcile import idle_limit, reconciler
 
     service = app.extensions["ivr"]
     FlowWatcher(service.store, args.store, service.registry.paths, args.flows_dir).start()
     limit = float(os.environ.get("IVR_RECONCILE_IDLE") or idle_limit(
         engine.flow for engine in list(service.registry._by_version.values())))
-    Reconciler(service.store, limit, every=float(os.environ.get("IVR_RECONCILE_EVERY") or 30)).start()
+    reconciler(service.store, limit, every=float(os.environ.get("IVR_RECONCILE_EVERY") or 30)).start()
     print(f"  Edited flows are checked and published within a second; calls silent for {limit:.0f} s are "
           "closed as lost")
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
+from ivr.call.every import Every
 from ivr.call.registry import publish_file
 from ivr.flow import FlowError
 from ivr.flow.load import flows_in
@@ -66,8 +66,7 @@ class FlowWatcher:
         self.store, self.store_url, self.every = store, store_url, every
         self.paths, self.directory = [Path(p) for p in paths or []], Path(directory) if directory else None
         self._seen = {path: self._mtime(path) for path in self._files()}
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._every: Every | None = None
 
     def _files(self) -> list[Path]:
         return flows_in(self.directory) if self.directory else list(self.paths)
@@ -81,19 +80,12 @@ class FlowWatcher:
             return None
 
     def start(self) -> "FlowWatcher":
-        self._thread = threading.Thread(target=self._loop, name="ivr-flow-watcher", daemon=True)
-        self._thread.start()
+        self._every = Every("ivr-flow-watcher", self.every, self.check).start()
         return self
 
     def stop(self) -> None:
-        self._stop.set()
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.every):
-            try:
-                self.check()
-            except Exception:  # noqa: BLE001 - the watcher must outlive any one bad moment
-                log.exception("flow watcher")
+        if self._every is not None:
+            self._every.stop()
 
     def check(self) -> list[Path]:
         """Publish what changed since the last look; the files it tried."""

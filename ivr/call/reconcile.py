@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import logging
 import sys
-import threading
 
 from ivr.call import facts
+from ivr.call.every import Every
 from ivr.store import CallStore, StoreError, open_store
 
 log = logging.getLogger("ivr.reconcile")
@@ -90,31 +90,10 @@ def reconcile(store: CallStore, limit: float) -> list[str]:
     return closed
 
 
-class Reconciler:
-    """`reconcile` every `every` seconds in a daemon thread."""
+def reconciler(store: CallStore, limit: float, every: float = EVERY) -> Every:
+    """`reconcile` every `every` seconds, beside the webhooks (ivr serve starts it)."""
+    return Every("ivr-reconcile", every, lambda: reconcile(store, limit))
 
-    def __init__(self, store: CallStore, limit: float, every: float = EVERY):
-        self.store, self.limit, self.every = store, limit, every
-        self._stop = threading.Event()
-
-    def start(self) -> "Reconciler":
-        threading.Thread(target=self._loop, name="ivr-reconcile", daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.every):
-            try:
-                reconcile(self.store, self.limit)
-            except StoreError as exc:
-                log.warning("reconcile: %s", exc)
-            except Exception:  # noqa: BLE001 - keep reconciling
-                log.exception("reconcile")
-
-
-# --- `ivr reconcile` ------------------------------------------------------------------------
 
 def add_arguments(parser) -> None:
     parser.add_argument("flows", nargs="*", metavar="FLOW", help="the flows served (default: the bank hotline); "

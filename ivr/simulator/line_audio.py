@@ -61,7 +61,8 @@ def _band(y: np.ndarray) -> np.ndarray:
     return np.fft.irfft(spec, len(y))
 
 
-def _level(x: np.ndarray) -> float:
+def active_level_db(x: np.ndarray) -> float:
+    """Power of the 20 ms frames within 30 dB of the loudest (a simple active speech level)."""
     n = len(x) // 160
     if n == 0:
         return -100.0
@@ -112,7 +113,7 @@ def speech(text: str, line: str) -> np.ndarray:
         raise AudioUnavailable(f"{' and '.join(missing)} not installed: the simulator cannot make the caller's "
                                f"audio (apt-get install espeak-ng sox)")
     s = _band(_speech(text, line == "speakerphone"))
-    s = s * 10 ** ((SPEECH_DBFS[line] - _level(s)) / 20)
+    s = s * 10 ** ((SPEECH_DBFS[line] - active_level_db(s)) / 20)
     s = np.concatenate([np.zeros(int(0.2 * RATE)), s, np.zeros(int(0.3 * RATE))])
     x = s + _noise(len(s), _seed(text, line)) * 10 ** ((SPEECH_DBFS[line] - NOISE_BELOW_DB[line]) / 20)
     return _telephone(x)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from ivr.call import facts
+from ivr.engine.machines import CallMachine
 from ivr.steps.base import Choice
 
 OFFER_STEPS = {"call_back": "call_back", "message": "leave_message"}  # offer -> field of the flow's `offers:`
@@ -141,3 +142,17 @@ def offer_ways(flow, label: str, offers) -> list:
 
     return [Way(getattr(flow.offers, OFFER_STEPS[o.offer]), f"{label}, {o.keys}: {o.offer.replace('_', ' ')}")
             for o in offers if o.offer in OFFER_STEPS]
+
+
+class AskingMachine(CallMachine):
+    """What the hold's and the transfer's machines share: the consent guard, going on to `next:`,
+    and taking one of the offers (their states and transitions are their own)."""
+
+    def yes(self, yes: bool) -> bool:
+        return yes
+
+    def go_next(self) -> None:
+        self.run.goto(self.run.step.next)
+
+    def take_offer(self, offer: str) -> None:
+        take_offer(self.run, offer)

@@ -8,11 +8,12 @@ from statemachine import State
 from ivr.call import facts
 from ivr.engine import actions as act
 from ivr.engine import events as ev
-from ivr.engine.machines import CallMachine, fire
+from ivr.engine.machines import fire
 from ivr.engine.speech import speech_seconds
 from ivr.flow.types import PositiveDuration, StepName, Strict, Text, duration_text
 from ivr.steps.base import Kind, Way, register
-from ivr.steps.consent import ask_consent, consent_choices, spoken_consent, note_consent, offer_choices, offer_ways, take_offer
+from ivr.steps.consent import (AskingMachine, ask_consent, consent_choices, note_consent, offer_choices,
+                               offer_ways, spoken_consent)
 
 CHECK_IN_MIN_REMAINING = 8  # seconds: closer to the limit, the at-limit words come instead
 
@@ -30,7 +31,7 @@ class Hold(Strict):
         None, description="at the limit, after 'thank you for waiting', go here instead of the built-in choice")
 
 
-class HoldMachine(CallMachine):
+class HoldMachine(AskingMachine):
     """asking -> holding (yes) | the flow's if_declined | declined (the offers);
     holding -> next (served) | the flow's if_limit | at_limit (the offers) when the limit is reached;
     at_limit -> holding (keep waiting) | an offer."""
@@ -53,9 +54,6 @@ class HoldMachine(CallMachine):
               | declined.to(idle, on="take_offer"))
 
     # guards, on the event's data
-    def yes(self, yes: bool) -> bool:
-        return yes
-
     def has_if_declined(self) -> bool:
         return bool(self.run.spec.if_declined)
 
@@ -88,9 +86,6 @@ class HoldMachine(CallMachine):
         self.run.state.phase = "declined"  # the listen below offers this phase's choices (hints, keys)
         self.run.ask(self.run.etiquette.hold.declined)
 
-    def go_next(self) -> None:
-        self.run.goto(self.run.step.next)
-
     def thank_and_go_if_limit(self) -> None:  # the flow's own way on, after the thanks (E9)
         self.run.say(self.run.etiquette.hold.returning)
         self.run.goto(self.run.spec.if_limit)
@@ -98,9 +93,6 @@ class HoldMachine(CallMachine):
     def offer_at_limit(self) -> None:
         self.run.state.phase = "at_limit"  # the listen below offers this phase's choices (hints, keys)
         self.run.ask(self.run.etiquette.hold.at_limit)
-
-    def take_offer(self, offer: str) -> None:
-        take_offer(self.run, offer)
 
 
 @register

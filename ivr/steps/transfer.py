@@ -10,10 +10,11 @@ from statemachine import State
 from ivr.call import facts
 from ivr.engine import actions as act
 from ivr.engine import events as ev
-from ivr.engine.machines import CallMachine, fire
+from ivr.engine.machines import fire
 from ivr.flow.types import PositiveDuration, StepName, Strict, Text, duration_text
 from ivr.steps.base import Kind, Way, register
-from ivr.steps.consent import ask_consent, consent_choices, spoken_consent, note_consent, offer_choices, offer_ways, take_offer
+from ivr.steps.consent import (AskingMachine, ask_consent, consent_choices, note_consent, offer_choices,
+                               offer_ways, spoken_consent)
 from ivr.steps.hold import required
 
 PHONE_PATTERN = r"^\+?[0-9]{3,15}$"
@@ -41,7 +42,7 @@ class Transfer(Strict):
         None, description="after the apology, go here instead of offering try again / message / call back")
 
 
-class TransferMachine(CallMachine):
+class TransferMachine(AskingMachine):
     """asking -> ringing (yes) | the flow's if_declined or next (no);
     ringing -> next (connected) | the flow's if_unanswered | unanswered (the offers);
     unanswered -> ringing (try again) | an offer."""
@@ -57,9 +58,6 @@ class TransferMachine(CallMachine):
              | ringing.to(idle, cond="has_if_unanswered", on="apologise_and_go")
              | ringing.to(unanswered, on="offer_after_no_answer"))
     choose = unanswered.to(ringing, cond="tries_again", on="ring") | unanswered.to(idle, on="take_offer")
-
-    def yes(self, yes: bool) -> bool:
-        return yes
 
     def connected(self, outcome: str) -> bool:
         return outcome == "connected"
@@ -84,9 +82,6 @@ class TransferMachine(CallMachine):
     def go_declined(self) -> None:
         self.run.goto(self.run.spec.if_declined or self.run.step.next)
 
-    def go_next(self) -> None:
-        self.run.goto(self.run.step.next)
-
     def apologise_and_go(self) -> None:  # the flow chose its own way on, after the apology (E10)
         self.run.say(self.run.etiquette.transfer.unanswered_apology)
         self.run.goto(self.run.spec.if_unanswered)
@@ -94,9 +89,6 @@ class TransferMachine(CallMachine):
     def offer_after_no_answer(self) -> None:
         self.run.state.phase = "unanswered"  # the listen below offers this phase's choices (hints, keys)
         self.run.ask(self.run.etiquette.transfer.unanswered)
-
-    def take_offer(self, offer: str) -> None:
-        take_offer(self.run, offer)
 
 
 @register
