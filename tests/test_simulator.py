@@ -532,3 +532,24 @@ def test_issue9_get_webhooks_carry_twilios_parameters_in_the_query_string():
     transport = InProcessTransport(app, "t")
     reply = transport.send("GET", "http://localhost/hook?k=1", {"CallSid": "CA1", "Digits": "5"})
     assert yaml.safe_load(reply.text) == {"k": "1", "CallSid": "CA1", "Digits": "5"}
+
+
+def test_media_to_a_running_server_is_paced_as_twilio_streams_it():
+    """A running server drops audio that comes faster than 3x real time (a flood); the simulator's
+    HTTP socket sends media at most 2x real time, other messages at once."""
+    import json as _json
+    import time as _time
+
+    from ivr.simulator.transport import HttpSocket
+
+    sent = []
+    socket = HttpSocket.__new__(HttpSocket)
+    socket.ws = type("WS", (), {"send": lambda self, text: sent.append(text)})()
+    socket.opened, socket.frames = _time.monotonic(), 0
+    socket.send(_json.dumps({"event": "start"}))
+    started = _time.monotonic()
+    for _ in range(50):  # one second of audio
+        assert socket.send(_json.dumps({"event": "media", "media": {"payload": ""}}))
+    took = _time.monotonic() - started
+    assert 0.45 <= took < 1.5, took
+    assert len(sent) == 51
