@@ -498,6 +498,27 @@ def test_issue9_an_http_error_makes_twilio_request_the_fallback_url():
     assert heard[-1] == "感谢您的来电,再见!", "the fallback transfer failed: it still ends politely"
 
 
+def test_issue9_a_slow_answer_makes_twilio_request_the_fallback_url(monkeypatch):
+    """Twilio waits 15 s for a webhook's answer, then requests the fallback URL; here the limit is
+    shortened so the test stays quick, and the app's action URL answers just too late."""
+    import time as _time
+
+    from ivr.simulator import fake_twilio
+
+    monkeypatch.setattr(fake_twilio, "READ_TIMEOUT", 0.2)
+    transport = in_process([ZH])
+
+    @transport.app.before_request
+    def slow():
+        if request.path == "/twilio/event":
+            _time.sleep(0.3)
+        return None
+
+    result = place_call(transport, _Outage(), "bank_hotline")
+    assert result.webhook_failures and "took more than" in result.webhook_failures[0][1]
+    assert "非常抱歉,系统暂时出现问题,正在为您转接人工客服,请不要挂机。" in [line.text for line in lines(result)]
+
+
 def test_issue9_without_a_fallback_url_the_caller_hears_twilios_error_message():
     result = place_call(_broken_app(), _Outage(), "bank_hotline", fallback_path=None)
     assert [line.text for line in lines(result)][-1] == "We are sorry, an application error has occurred. Goodbye."
