@@ -246,3 +246,9 @@ def test_cli_broken_flow_says_file_and_line(tmp_path, quirky, ivr_main):
     assert done.returncode == 1
     assert f"{broken}:{line}:" in done.stderr and "nowhere" in done.stderr
     assert "Traceback" not in done.stderr and done.stdout == ""
+
+
+def test_a_one_line_prompt_is_quoted_on_both_sides():
+    from ivr.flow.graph import Node, heard_lines
+
+    assert heard_lines(Node("s1", "bye", "goodbye", "", "Thank you. Goodbye.")) == ["“Thank you. Goodbye.”"]

@@ -158,8 +158,9 @@ def mermaid_escape(text: str) -> str:
 
 def heard_lines(node) -> list[str]:
     lines = wrap(node.heard)
-    if lines:
-        lines[0], lines[-1] = "“" + lines[0], lines[-1] + "”"
+    if lines:  # one after the other: a one-line prompt gets both quotes
+        lines[0] = "“" + lines[0]
+        lines[-1] = lines[-1] + "”"
     return lines
 
 
