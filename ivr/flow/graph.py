@@ -288,11 +288,14 @@ def to_html(loaded: LoadedFlow) -> str:
                 + f"<details><summary>Mermaid text</summary><pre>{html.escape(to_mermaid(loaded))}</pre></details>")
     return (f'<!doctype html>\n<html lang="{html.escape(flow.language)}">\n<head><meta charset="utf-8">'
             f"<title>{title}</title>\n<style>body{{font-family:'Noto Sans CJK SC','Noto Sans',sans-serif;"
-            f"margin:1.5em;font-size:16px}} .picture{{overflow:auto;border:1px solid #ddd;padding:8px}} "
+            f"margin:1.5em;font-size:16px}} .picture{{overflow:auto;border:1px solid #ddd;padding:8px;cursor:zoom-in}} "
+            f".picture svg{{max-width:100%;height:auto}} .picture.full{{cursor:zoom-out}} "
+            f".picture.full svg{{max-width:none}} "
             f"pre{{background:#f6f6f6;padding:1em;overflow:auto}}</style></head>\n<body>\n"
             f"<h1>Call flow {title}</h1>\n<p>Boxes are steps: name, kind, and what the caller hears first. "
             f"Solid arrows say what takes the caller on; dashed arrows show where the built-in etiquette ends "
-            f"the call.</p>\n<div class=\"picture\">{body}</div>\n</body>\n</html>\n")
+            f"the call. The whole flow fits the page; click the picture to see it full size (and again to fit).</p>\n"
+            f"<div class=\"picture\" onclick=\"this.classList.toggle('full')\">{body}</div>\n</body>\n</html>\n")
 
 
 RENDER = {"mermaid": to_mermaid, "dot": to_dot, "html": to_html, "svg": to_svg, "png": to_png, "json": to_json}
