@@ -59,8 +59,10 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from ivr.engine import events as ev
 from ivr.media.analyser import CONDITIONS
-from ivr.media.stream import MediaStreams, add_line_stream, upgrade_signature_ok
+from ivr.media.stream import MediaStreams, add_line_stream, call_secret, upgrade_signature_ok
 from ivr.store import CallStore, StoreError
+
+SECRET_MARK = "LINExSECRETxMARK"  # filled in per call by LineService.start_tag
 
 log = logging.getLogger("ivr.media.live")
 
@@ -82,6 +84,7 @@ class LineService:
         self.public_url = (public_url or "").rstrip("/")
         self.wall, self.publish_every_ms, self.idle_seconds = wall, publish_every_ms, idle_seconds
         self.streams = MediaStreams(auth_token, clock=clock, idle_seconds=idle_seconds, **stream_options)
+        self._start_tags: dict[str, str] = {}  # host -> <Start> with SECRET_MARK for the call's secret
 
     # --- TwiML: every call starts its stream ------------------------------------------------
     def stream_url(self, host: str) -> str:
@@ -92,11 +95,18 @@ class LineService:
         return f"wss://{host}{STREAM_PATH}"
 
     def start_tag(self, call_sid: str, host: str) -> str:
-        """``<Start><Stream ...><Parameter name="lineSecret" .../></Stream></Start>`` for one call,
-        made with the twilio library (inner XML of a VoiceResponse)."""
-        response = add_line_stream(VoiceResponse(), self.stream_url(host), call_sid, self.auth_token or "")
-        xml = str(response)
-        return xml[xml.index("<Response>") + len("<Response>"):xml.rindex("</Response>")]
+        """``<Start><Stream ...><Parameter name="lineSecret" .../></Stream></Start>`` for one call, made
+        with the twilio library once per host (inner XML of a VoiceResponse); each call fills in its own
+        secret (hex digits: nothing to escape)."""
+        template = self._start_tags.get(host)
+        if template is None:
+            response = add_line_stream(VoiceResponse(), self.stream_url(host), SECRET_MARK, SECRET_MARK)
+            xml = str(response)
+            template = xml[xml.index("<Response>") + len("<Response>"):xml.rindex("</Response>")]
+            template = template.replace(call_secret(SECRET_MARK, SECRET_MARK), SECRET_MARK)
+            if len(self._start_tags) < 64:  # a few hosts at most; a hostile Host header cannot grow it
+                self._start_tags[host] = template
+        return template.replace(SECRET_MARK, call_secret(self.auth_token or "", call_sid))
 
     def with_stream(self, render, host: Callable[[], str]):
         """Wrap the session's renderer: the first answer of a call (turn 0) starts the stream first,

@@ -35,7 +35,7 @@ from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 from xml.sax.saxutils import escape
 
-from flask import Blueprint, Flask, Response, abort, current_app, g, request
+from flask import Blueprint, Flask, Response, abort, current_app, request
 from twilio.request_validator import RequestValidator
 from werkzeug.datastructures import ImmutableMultiDict
 
@@ -184,17 +184,22 @@ def _cleaned(multi) -> ImmutableMultiDict:
 
 def form() -> ImmutableMultiDict:
     """Twilio's parameters, cleaned: the form of a POST, the query of a GET (a number may be set up either way).
-    The signature is checked on the raw values (before_request); everything after sees only these."""
-    if "ivr_form" not in g:
-        g.ivr_form = _cleaned(request.form if request.method == "POST" else request.args)
-    return g.ivr_form
+    The signature is checked on the raw values (before_request); everything after sees only these.
+    Cleaned once per request and kept on it (the request object itself, not through Flask's proxies)."""
+    req = request._get_current_object()
+    cleaned = req.__dict__.get("ivr_form")
+    if cleaned is None:
+        cleaned = req.__dict__["ivr_form"] = _cleaned(req.form if req.method == "POST" else req.args)
+    return cleaned
 
 
 def args() -> ImmutableMultiDict:
     """The query of an action URL (k, t, parent), cleaned."""
-    if "ivr_args" not in g:
-        g.ivr_args = _cleaned(request.args)
-    return g.ivr_args
+    req = request._get_current_object()
+    cleaned = req.__dict__.get("ivr_args")
+    if cleaned is None:
+        cleaned = req.__dict__["ivr_args"] = _cleaned(req.args)
+    return cleaned
 
 
 
@@ -206,8 +211,9 @@ def received(params=None) -> dict:
     """The request as the call log keeps it (replay re-drives calls from these), with Twilio's
     idempotency token when it sent one."""
     params = form() if params is None else params
-    entry = {"kind": "request", "path": clean(request.path), "query": args().to_dict(), "params": params.to_dict()}
-    token = request.headers.get(IDEMPOTENCY_HEADER)
+    req = request._get_current_object()
+    entry = {"kind": "request", "path": clean(req.path), "query": args().to_dict(), "params": params.to_dict()}
+    token = req.headers.get(IDEMPOTENCY_HEADER)
     if token:
         entry["idempotency_token"] = clean(token[:200])
     return entry
@@ -229,23 +235,23 @@ def answered_before(sid: str) -> str | None:
 def limit_size():
     """413 before anything reads the body: Content-Length says it is too big (a chunked body is cut at the same
     limit by werkzeug when read)."""
-    limit = current_app.config["MAX_CONTENT_LENGTH"]
-    if request.content_length is not None and request.content_length > limit:
-        log.warning("refused %s %s: body of %d bytes (limit %d)", request.method, one_line(request.path),
-                    request.content_length, limit)
+    limit, req = current_app.config["MAX_CONTENT_LENGTH"], request._get_current_object()
+    if req.content_length is not None and req.content_length > limit:
+        log.warning("refused %s %s: body of %d bytes (limit %d)", req.method, one_line(req.path),
+                    req.content_length, limit)
         return Response(f"request body over {limit} bytes\n", status=413, mimetype="text/plain")
     return None
 
 
 @bp.before_request
 def check_signature():
-    service = svc()
-    if service.validator is None or request.path in UNSIGNED_PATHS:
+    service, req = svc(), request._get_current_object()
+    if service.validator is None or req.path in UNSIGNED_PATHS:
         return None
-    signature = request.headers.get("X-Twilio-Signature", "")
-    signed = request.form.to_dict() if request.method == "POST" else {}
+    signature = req.headers.get("X-Twilio-Signature", "")
+    signed = req.form.to_dict() if req.method == "POST" else {}
     if not signature or not service.validator.validate(service.signed_url(), signed, signature):
-        log.warning("rejected %s %s: missing or invalid X-Twilio-Signature", request.method, one_line(request.path))
+        log.warning("rejected %s %s: missing or invalid X-Twilio-Signature", req.method, one_line(req.path))
         abort(403, "invalid or missing X-Twilio-Signature")
     return None
 
