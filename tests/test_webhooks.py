@@ -565,9 +565,12 @@ def test_issue9_a_retried_wait_url_request_counts_one_check_in(twilio, store_url
     params = {**call.common, "QueueTime": "30"}
     first = twilio.post(wait, params, headers={"I-Twilio-Idempotency-Token": "tok-1"})
     retry = twilio.post(wait, params, headers={"I-Twilio-Idempotency-Token": "tok-1"})
-    assert first.data == retry.data
-    check_ins = [e for e in open_store(store_url).call_log(call.sid) if e.get("fact") == "check_in"]
-    assert len(check_ins) == 1
+    later = twilio.post(wait, {**params, "QueueTime": "45"}, headers={"I-Twilio-Idempotency-Token": "tok-2"})
+    assert first.data == retry.data and later.status_code == 200
+    from ivr.etiquette.report import score_call
+
+    (hold,) = score_call(open_store(store_url).call_log(call.sid), call.sid)["holds"]
+    assert hold["check_ins"] == [30.0, 45.0], "the retry of tok-1 is one check-in in the scorecard"
 
 
 def test_issue9_the_at_limit_choice_listens_for_the_words_of_its_offers(twilio):

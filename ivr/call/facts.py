@@ -150,6 +150,7 @@ class Hold(Fact):
     result: str | None = None  # served | limit | error
     breach: bool | None = None
     queue_time: float | None = None
+    delivery: str | None = None  # check_in: the platform's id of the request (a retry has the same id)
 
 
 @dataclass(frozen=True)

@@ -84,7 +84,7 @@ def holds(log: CallLog) -> list[dict]:
         hold = {"step": f.step, "promised": promised, "waited": None, "estimated": False,
                 "result": "in progress", "breach": None, "over_by": None, "check_ins": [], "longest_gap": None,
                 "consent": _last_consent(facts, fact_index, f.step, "hold")}
-        queue_times, t0 = [], entry.t
+        queue_times, t0, deliveries = [], entry.t, set()
         for later in entries[i + 1:]:
             if isinstance(later, Request):
                 qt = num(later.params.get("QueueTime"))
@@ -95,6 +95,9 @@ def holds(log: CallLog) -> list[dict]:
                 continue
             g = later.fact
             if isinstance(g, F.Hold) and g.what == "check_in":
+                if g.delivery is not None and g.delivery in deliveries:
+                    continue  # the platform retried the same request: one check-in
+                deliveries.add(g.delivery)
                 if num(g.queue_time) is not None:
                     hold["check_ins"].append(num(g.queue_time))
             elif isinstance(g, F.Hold) and g.what == "ended":
