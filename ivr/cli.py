@@ -190,6 +190,8 @@ def cmd_report(args) -> int:
 def cmd_serve(args) -> int:
     from ivr.twilio import create_app
 
+    # media stream sockets hold a thread each: leave the webhooks at least 8 of every worker's threads
+    os.environ.setdefault("IVR_MAX_STREAMS", str(max(1, args.threads - 8)))
     app = create_app(flows=args.flow, flows_dir=args.flows_dir, store=args.store, public_url=args.public_url)
     names = app.extensions["ivr"].registry.names()
     start_background(app, args)

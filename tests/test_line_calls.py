@@ -218,6 +218,36 @@ def test_websocket_stream_files_the_window_verdict(server):
     assert line_for(store, "CAws1", 0).condition == "speakerphone"
 
 
+def test_websocket_upgrade_without_a_signature_is_refused_and_sockets_are_bounded(server, monkeypatch):
+    """Twilio signs the upgrade; with a token set an unsigned one is refused. A socket that never says
+    start is closed, and a worker keeps threads for its webhooks: past its limit a socket is closed."""
+    from simple_websocket import Client, ConnectionClosed
+
+    from ivr.twilio import stream_ws
+
+    host, store, app = server
+    with pytest.raises(Exception):
+        Client.connect(f"ws://{host}/twilio/stream")
+    monkeypatch.setattr(stream_ws, "START_WITHIN", 0.3)
+    ws = Client.connect(f"ws://{host}/twilio/stream", headers=_signed("wss://127.0.0.1/twilio/stream"))
+    with pytest.raises((ConnectionClosed, OSError)):
+        for _ in range(250):
+            time.sleep(0.02)
+            ws.send(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
+    slots = app.extensions["ivr_line_slots"]
+    for _ in range(slots.limit):
+        assert slots.acquire(blocking=False)
+    try:
+        ws = Client.connect(f"ws://{host}/twilio/stream", headers=_signed("wss://127.0.0.1/twilio/stream"))
+        with pytest.raises((ConnectionClosed, OSError)):
+            for _ in range(250):
+                time.sleep(0.02)
+                ws.send(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
+    finally:
+        for _ in range(slots.limit):
+            slots.release()
+
+
 def test_websocket_upgrade_with_a_wrong_signature_is_refused(server):
     from simple_websocket import Client
 
@@ -231,7 +261,7 @@ def test_websocket_bad_input_is_dropped_and_the_server_lives_on(server, caplog):
 
     host, store, _ = server
     _start_call(store, "CAbad")
-    ws = Client.connect(f"ws://{host}/twilio/stream")
+    ws = Client.connect(f"ws://{host}/twilio/stream", headers=_signed("wss://127.0.0.1/twilio/stream"))
     for text in ("not json", "[1, 2]", json.dumps({"event": "media", "streamSid": "MZnobody"}),
                  json.dumps({"event": "bogus", "streamSid": "MZx"}), "x" * 70000):
         ws.send(text)
@@ -245,7 +275,7 @@ def test_websocket_bad_input_is_dropped_and_the_server_lives_on(server, caplog):
     assert store.get_line("CAbad", 0) is None
     # audio for a call that has ended: the stream is refused by the store, the socket closed
     store.end_call("CAbad", {"turn": 1, "flow": "bank_hotline", "ended": True}, [])
-    ws = Client.connect(f"ws://{host}/twilio/stream")
+    ws = Client.connect(f"ws://{host}/twilio/stream", headers=_signed("wss://127.0.0.1/twilio/stream"))
     with pytest.raises((ConnectionClosed, OSError)):  # closed by the server (OSError: the client saw it first)
         for text in _twilio_messages("CAbad", np.zeros(8000, dtype=np.int16), call_secret("tok", "CAbad")):
             ws.send(text)
@@ -254,7 +284,7 @@ def test_websocket_bad_input_is_dropped_and_the_server_lives_on(server, caplog):
             time.sleep(0.02)
             ws.send(msgs[2])
     # the server still serves
-    ws = Client.connect(f"ws://{host}/twilio/stream")
+    ws = Client.connect(f"ws://{host}/twilio/stream", headers=_signed("wss://127.0.0.1/twilio/stream"))
     ws.close()
 
 
@@ -263,7 +293,7 @@ def test_a_stream_that_never_stops_is_closed_when_idle_and_freed(server):
 
     host, store, app = server
     _start_call(store, "CAidle")
-    ws = Client.connect(f"ws://{host}/twilio/stream")
+    ws = Client.connect(f"ws://{host}/twilio/stream", headers=_signed("wss://127.0.0.1/twilio/stream"))
     for text in list(_twilio_messages("CAidle", np.zeros(1600, dtype=np.int16), call_secret("tok", "CAidle")))[:3]:
         ws.send(text)
     streams = app.extensions["ivr_line"].streams

@@ -126,11 +126,15 @@ class LineService:
 
     # --- the WebSocket side ---------------------------------------------------------------------
     def upgrade_allowed(self, signature: str | None, host: str) -> bool:
-        """The upgrade request: with an auth token, a signature that is present must be Twilio's;
-        without one the ``lineSecret`` of ``start`` still has to be right (checked per stream)."""
-        if not self.auth_token or not signature:
+        """The upgrade request: with an auth token it must carry Twilio's X-Twilio-Signature ("configure
+        your application to validate the X-Twilio-Signature header. This is how your application verifies
+        that a Media Stream is coming from an authentic Twilio source":
+        https://www.twilio.com/docs/global-infrastructure/firewall-configurations/media-streams-configuration);
+        the per-call ``lineSecret`` of ``start`` is checked as well, per stream. Without a token (a local
+        server, as for webhooks) only the secret is checked."""
+        if not self.auth_token:
             return True
-        return upgrade_signature_ok(self.auth_token, self.stream_url(host), signature)
+        return bool(signature) and upgrade_signature_ok(self.auth_token, self.stream_url(host), signature)
 
     def connection(self) -> "StreamConnection":
         return StreamConnection(self)
