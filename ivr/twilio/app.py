@@ -32,12 +32,11 @@ import os
 import re
 from functools import wraps
 from pathlib import Path
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 from xml.sax.saxutils import escape
 
 from flask import Blueprint, Flask, Response, abort, current_app, request
 from twilio.request_validator import RequestValidator
-from werkzeug.datastructures import ImmutableMultiDict
 
 from ivr.call import facts
 from ivr.call.registry import FlowRegistry
@@ -46,23 +45,15 @@ from ivr.engine import actions as act
 from ivr.media.live import with_line
 from ivr.store import CallStore, StoreError, open_store
 from ivr.store import guard
+from ivr.twilio import inbound
 from ivr.twilio import params as tw
+from ivr.twilio.inbound import IDEMPOTENCY_HEADER, MAX_REQUEST_BYTES, TURN, args, clean, form, one_line, received
 from ivr.twilio import music as hold_music
 from ivr.twilio.twiml import Renderers, only
 
 log = logging.getLogger("ivr.twilio")
 CALL_SID = re.compile(r"^[A-Za-z0-9]{2,64}$")
 WEBHOOK_METHODS = ["POST", "GET"]
-UNSIGNED_PATHS = {"/healthz", "/twilio/music"}  # static and harmless: load balancers and media caches fetch them
-# Twilio's largest voice webhook is a form of a few kB (about 30 parameters; SpeechResult is the long one).
-# Bodies above this are refused with 413 before anything reads them (and before the signature check).
-MAX_REQUEST_BYTES = 128 * 1024
-MAX_VALUE_CHARS = 4096  # any one parameter, after cleaning
-TURN = re.compile(r"^[0-9]{1,9}$")  # a turn in an action URL; anything else is not a URL we wrote
-# Characters XML 1.0 does not allow (C0 controls but tab/newline/return, lone surrogates, U+FFFE/U+FFFF),
-# plus DEL and the C1 controls: caller-provided text keeps none of them (TwiML must stay well-formed).
-NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
-CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufffe\uffff]")
 DEFAULT_FLOW = Path(__file__).resolve().parent.parent.parent / "call_flows" / "bank_hotline.yaml"
 
 bp = Blueprint("twilio", __name__)
@@ -79,20 +70,6 @@ class Service:
         self.renderers = Renderers(self.public_url)
         self.session = CallSession(registry, store, self.renderers.answer)
 
-    def signed_url(self) -> str:
-        """The URL exactly as Twilio requested (and signed) it: the raw request line's target, percent-escapes
-        untouched (werkzeug's request.url and full_path decode them), behind --public-url if set.
-        gunicorn puts the target in RAW_URI, werkzeug's server and test client in REQUEST_URI as well."""
-        environ = request.environ
-        raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
-        if not raw:
-            raw = request.full_path.rstrip("?")
-        elif "://" in raw.split("?", 1)[0]:  # absolute-form request target (a proxy may send one)
-            parts = urlsplit(raw)
-            raw = parts.path + (f"?{parts.query}" if parts.query else "")
-        if "?" not in raw and environ.get("QUERY_STRING"):  # a server that keeps only the path there
-            raw += "?" + environ["QUERY_STRING"]
-        return (self.public_url or request.host_url.rstrip("/")) + raw
 
 
 def create_app(flows: list[str] | None = None, flows_dir: str | None = None, store: str | CallStore | None = None,
@@ -166,82 +143,11 @@ def svc() -> Service:
     return current_app.extensions["ivr"]
 
 
-def clean(value: str) -> str:
-    """Caller-provided text as it may reach TwiML and the call log: no character XML 1.0 forbids, no C1
-    control, bounded length. (A From of "+1555\x01" once made the agent's whisper invalid XML.)"""
-    return NOT_XML.sub("", value[:MAX_VALUE_CHARS * 2])[:MAX_VALUE_CHARS]
-
-
-def one_line(value) -> str:
-    """Anything from outside, fit for one line of the server's log: controls and line breaks escaped."""
-    text = str(value)[:500]
-    return CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
-
-
-def _cleaned(multi) -> ImmutableMultiDict:
-    return ImmutableMultiDict([(clean(k), clean(v)) for k, v in multi.items(multi=True)])
-
-
-def form() -> ImmutableMultiDict:
-    """Twilio's parameters, cleaned: the form of a POST, the query of a GET (a number may be set up either way).
-    The signature is checked on the raw values (before_request); everything after sees only these.
-    Cleaned once per request and kept on it (the request object itself, not through Flask's proxies)."""
-    req = request._get_current_object()
-    cleaned = req.__dict__.get("ivr_form")
-    if cleaned is None:
-        cleaned = req.__dict__["ivr_form"] = _cleaned(req.form if req.method == "POST" else req.args)
-    return cleaned
-
-
-def args() -> ImmutableMultiDict:
-    """The query of an action URL (k, t, parent), cleaned."""
-    req = request._get_current_object()
-    cleaned = req.__dict__.get("ivr_args")
-    if cleaned is None:
-        cleaned = req.__dict__["ivr_args"] = _cleaned(req.args)
-    return cleaned
-
-
-
-IDEMPOTENCY_HEADER = "I-Twilio-Idempotency-Token"  # the same on Twilio's retries of one webhook request:
-# https://www.twilio.com/docs/usage/webhooks/webhooks-connection-overrides
-
-
-def received(params=None) -> dict:
-    """The request as the call log keeps it (replay re-drives calls from these), with Twilio's
-    idempotency token when it sent one."""
-    params = form() if params is None else params
-    req = request._get_current_object()
-    entry = {"kind": "request", "path": clean(req.path), "query": args().to_dict(), "params": params.to_dict()}
-    token = req.headers.get(IDEMPOTENCY_HEADER)
-    if token:
-        entry["idempotency_token"] = clean(token[:200])
-    return entry
-
-
 @bp.before_request
-def limit_size():
-    """413 before anything reads the body: Content-Length says it is too big (a chunked body is cut at the same
-    limit by werkzeug when read)."""
-    limit, req = current_app.config["MAX_CONTENT_LENGTH"], request._get_current_object()
-    if req.content_length is not None and req.content_length > limit:
-        log.warning("refused %s %s: body of %d bytes (limit %d)", req.method, one_line(req.path),
-                    req.content_length, limit)
-        return Response(f"request body over {limit} bytes\n", status=413, mimetype="text/plain")
-    return None
-
-
-@bp.before_request
-def check_signature():
-    service, req = svc(), request._get_current_object()
-    if service.validator is None or req.path in UNSIGNED_PATHS:
-        return None
-    signature = req.headers.get("X-Twilio-Signature", "")
-    signed = req.form.to_dict() if req.method == "POST" else {}
-    if not signature or not service.validator.validate(service.signed_url(), signed, signature):
-        log.warning("rejected %s %s: missing or invalid X-Twilio-Signature", req.method, one_line(req.path))
-        abort(403, "invalid or missing X-Twilio-Signature")
-    return None
+def guard_request():
+    """Too big: 413 before the body is read; then Twilio's signature (403)."""
+    service = svc()
+    return inbound.too_big() or inbound.check_signature(service.validator, service.public_url)
 
 
 def webhook(on_failure):
