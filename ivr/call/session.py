@@ -118,8 +118,7 @@ class CallSession:
                 break
             out = call.engine.handle(call.state, ev.CallerHungUp())
             if self.store.commit(call_id, call.turn, call.state.to_dict(), call.answer or "",
-                                 _entries(received, out.notes, call.state.turn)):
-                self.store.append_log(call_id, ended)
+                                 _entries(received, out.notes, call.state.turn) + [ended]):
                 return
         self.store.append_log(call_id, received, ended)
 
