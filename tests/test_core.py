@@ -280,6 +280,15 @@ def test_session_racing_duplicates_advance_the_call_once(session):
     assert sum(e.get("fact") == "chose" for e in session.store.call_log("CA1")) == 1
 
 
+def test_a_late_request_for_an_ended_call_changes_nothing(session):
+    session.start("CA1", None, "", "", request(0))
+    session.handle("CA1", 0, ev.Digits("5"), request(1))  # goodbye
+    session.handle("CA1", 1, ev.PauseOver(), request(2))  # we hang up: the call is over
+    with pytest.raises(CallProblem):  # Misdirected: the adapter answers with a hang-up, the call stays as it is
+        session.handle("CA1", 2, ev.Digits("1"), request(3))
+    assert session.store.load("CA1").turn == 2
+
+
 def test_agent_acceptance_is_call_state_at_the_ringing_turn(session):
     session.start("CA1", None, "", "", request(0))
     session.handle("CA1", 0, ev.Digits("2"), request(1))

@@ -101,6 +101,8 @@ class CallSession:
             return answer
         if call.turn < turn:
             raise Misdirected(f"call {call_id}: an event for turn {turn}, but the call is at turn {call.turn}", call)
+        if call.state.ended:  # a late request for a call that is over: nothing to advance
+            raise Misdirected(f"call {call_id} has ended; a request at turn {turn} changes nothing", call)
         state = call.state
         out = call.engine.handle(state, event(call) if callable(event) else event)
         answer = self.render(call.engine, out.actions, call_id, state)
