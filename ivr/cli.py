@@ -222,18 +222,42 @@ def cmd_serve(args) -> int:
 
 
 def start_background(app, args) -> None:
-    """In the serving process, off every request's path: publish edited flow files that validate
-    (ivr.call.publish), and close calls whose end never came (ivr.call.reconcile)."""
-    from ivr.call.publish import FlowWatcher
-    from ivr.call.reconcile import idle_limit, reconciler
+    """Off every request's path: publish edited flow files that validate (ivr.call.publish) and close
+    calls whose end never came (ivr.call.reconcile), in a process of their own. Not threads of this
+    one: gunicorn forks the workers from it, and a worker forked while a thread is inside SQLite
+    inherits SQLite's locks held forever (a worker hung at its first query). For the same reason the
+    store this process opened is closed before the workers are forked; each opens its own."""
+    from ivr.call.reconcile import idle_limit
 
     service = app.extensions["ivr"]
-    FlowWatcher(service.store, args.store, service.registry.paths, args.flows_dir).start()
     limit = float(os.environ.get("IVR_RECONCILE_IDLE") or idle_limit(
         engine.flow for engine in list(service.registry._by_version.values())))
-    reconciler(service.store, limit, every=float(os.environ.get("IVR_RECONCILE_EVERY") or 30)).start()
+    every = float(os.environ.get("IVR_RECONCILE_EVERY") or 30)
+    job = {"store": args.store, "paths": [str(p) for p in service.registry.paths], "flows_dir": args.flows_dir,
+           "limit": limit, "every": every, "server": os.getpid()}
+    subprocess.Popen([sys.executable, "-c", "import sys, json; from ivr.cli import background_jobs; "
+                      "background_jobs(**json.loads(sys.argv[1]))", json.dumps(job)])
+    service.store.close()
     print(f"  Edited flows are checked and published within a second; calls silent for {limit:.0f} s are "
           "closed as lost")
+
+
+def background_jobs(store: str, paths: list[str], flows_dir: str | None, limit: float, every: float,
+                    server: int) -> None:
+    """The background process of `ivr serve`: the flow watcher and the reconciler, until the server
+    (process `server`) is gone."""
+    import time
+
+    from ivr.call.publish import FlowWatcher
+    from ivr.call.reconcile import reconciler
+    from ivr.store import open_store
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    opened = open_store(store)
+    FlowWatcher(opened, store, [Path(p) for p in paths], flows_dir).start()
+    reconciler(opened, limit, every=every).start()
+    while os.getppid() == server:  # the server stopped (or died): so do we
+        time.sleep(1)
 
 
 # --- the simulator's commands (their own module), with --format json like every command ----

@@ -265,8 +265,11 @@ def replay_many(store: CallStore, store_url: str, sids: list[str], flow: str | P
         return
     import multiprocessing
 
+    # Not "fork": this process has threads (SQLite checkpoints, flow sync), and a child forked while one
+    # of them is inside SQLite inherits its locks held forever (seen: a worker hung in sqlite3.connect).
+    # A fork server forks the workers from a clean process of its own.
     methods = multiprocessing.get_all_start_methods()
-    pool_context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    pool_context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
     size = max(1, min(50, len(sids) // (jobs * 4)))
     chunks = [(store_url, str(flow) if flow else None, context, sids[i:i + size])
               for i in range(0, len(sids), size)]
