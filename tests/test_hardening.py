@@ -13,21 +13,7 @@ from ivr.store import open_store
 from ivr.twilio import create_app
 from ivr.twilio import music
 from test_webhooks import BASE, FLOWS, TOKEN, Twilio, TwilioCall, start_transfer
-
-
-@pytest.fixture
-def store_url(tmp_path):
-    return f"sqlite:///{tmp_path}/calls.db"
-
-
-@pytest.fixture
-def app(store_url):
-    return create_app([str(FLOWS / "bank_hotline.yaml")], store=store_url, auth_token=TOKEN)
-
-
-@pytest.fixture
-def twilio(app):
-    return Twilio(app)
+from test_webhooks import app, store_url, twilio  # noqa: F401 (the same fixtures: a served hotline on SQLite)
 
 
 def no_tracebacks(caplog):
