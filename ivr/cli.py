@@ -332,20 +332,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--call", metavar="SID", help="one call's scorecard and timeline (the end of its SID is enough)")
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("simulate", help="place an interactive (or piped) call in the simulator")
-    sim.add_simulate_arguments(p)
-    add_format(p)
-    p.set_defaults(func=_json_format(sim.run_simulate))
-
-    p = sub.add_parser("test", help="run caller scripts (YAML) against a flow")
-    sim.add_test_arguments(p)
-    add_format(p)
-    p.set_defaults(func=_json_format(sim.run_test))
-
-    p = sub.add_parser("replay", help="re-drive logged calls against the current flow and diff")
-    sim.add_replay_arguments(p)
-    add_format(p)
-    p.set_defaults(func=_json_format(sim.run_replay))
+    for name, what, add_arguments, run in (
+            ("simulate", "place an interactive (or piped) call in the simulator", sim.add_simulate_arguments,
+             sim.run_simulate),
+            ("test", "run caller scripts (YAML) against a flow", sim.add_test_arguments, sim.run_test),
+            ("replay", "re-drive logged calls against the current flow and diff", sim.add_replay_arguments,
+             sim.run_replay)):
+        p = sub.add_parser(name, help=what)
+        add_arguments(p)
+        add_format(p)
+        p.set_defaults(func=_json_format(run))
 
     p = sub.add_parser("publish", help="check flows and make them the versions new calls get, on every worker")
     publish.add_arguments(p)
