@@ -60,7 +60,7 @@ def test_the_tables_are_big_enough():
 
 # --- in a call ------------------------------------------------------------------------------
 
-from test_engine import EN as EN_FLOW, Call, to_hold, to_transfer  # noqa: E402
+from test_shipped_flows import EN as EN_FLOW, Call, to_hold, to_transfer  # noqa: E402
 
 
 def test_an_affirmative_idiom_agrees_to_the_hold():

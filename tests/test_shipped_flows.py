@@ -1,5 +1,7 @@
-"""Whole calls through the engine (no Twilio): what the caller hears, and the timings
-the engine asks for, for every etiquette rule the engine owns (E1-E11, E15)."""
+"""The shipped flows, whole calls through the engine (no Twilio): what a caller of the bank hotline
+hears, in ETIQUETTE.md's reference wording, and the timings asked for, for every rule the engine owns
+(E1-E11, E15). The engine's own behaviour is tested on a small fixture flow (test_core.py); these
+tests are the check that the shipped Mandarin and English flows keep the reference wording."""
 from __future__ import annotations
 
 import json
