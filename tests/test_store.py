@@ -533,36 +533,18 @@ def test_redis_wrong_key_type_gives_one_line_store_error(redis_url):
 def test_frozen_redis_gives_store_error_within_the_timeout():
     """A Redis that accepts connections but never answers (SIGSTOP: a hung or swapping server)
     must fail a webhook in about a second, not block it for the OS's TCP timeouts."""
-    import shutil
-    import signal
-    import subprocess
-
-    import redis
+    from harness import RedisServer
 
     from ivr.store.redis import RedisStore
 
-    server = shutil.which("redis-server")
-    if server is None:
-        pytest.skip("redis-server not installed")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        url = f"redis://127.0.0.1:{port}/0"
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with redis.Redis.from_url(url) as r:
-                    r.ping()
-                break
-            except redis.ConnectionError:
-                assert time.monotonic() < deadline, "throwaway redis-server did not start"
-                time.sleep(0.05)
-        store = RedisStore(url)
+        server = RedisServer().start()
+    except FileNotFoundError:
+        pytest.skip("redis-server not installed")
+    try:
+        store = RedisStore(server.url)
         store.start("CA1", state(0), "<Say/>", [])   # a pooled connection, already open
-        proc.send_signal(signal.SIGSTOP)
+        server.freeze()
         try:
             began = time.monotonic()
             with pytest.raises(StoreError, match="did not answer in time"):
@@ -570,19 +552,14 @@ def test_frozen_redis_gives_store_error_within_the_timeout():
             assert time.monotonic() - began < 2.5
             began = time.monotonic()   # a new connection to the frozen server: the same bound
             with pytest.raises(StoreError):
-                RedisStore(url)
+                RedisStore(server.url)
             assert time.monotonic() - began < 2.5
         finally:
-            proc.send_signal(signal.SIGCONT)
+            server.thaw()
         assert store.load("CA1").turn == 0   # back to normal once Redis is
         store.close()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        server.stop()
 
 
 # --- line verdicts per listening window (issue 11) ---------------------------------------------

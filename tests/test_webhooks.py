@@ -435,37 +435,22 @@ def test_a_number_configured_for_get_webhooks_works_too(app):
 
 def test_store_going_down_mid_call_still_gives_an_apology():
     """A real Redis is stopped in the middle of a call: the caller hears the apology and the fallback."""
-    import socket
-    import subprocess
-    import time
+    from harness import RedisServer
 
-    server = shutil.which("redis-server")
-    if server is None:
-        pytest.skip("redis-server is not installed (CI installs it)")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    from ivr.store.redis import RedisStore
+
     try:
-        from ivr.store.redis import RedisStore
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                store = RedisStore(f"redis://127.0.0.1:{port}/0")
-                break
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-        twilio = Twilio(create_app([str(FLOWS / "bank_hotline.yaml")], store=store, auth_token=TOKEN))
+        server = RedisServer().start()
+    except FileNotFoundError:
+        pytest.skip("redis-server is not installed (CI installs it)")
+    try:
+        twilio = Twilio(create_app([str(FLOWS / "bank_hotline.yaml")], store=RedisStore(server.url),
+                                   auth_token=TOKEN))
         call = twilio.call()
     finally:
-        proc.terminate()
-        proc.wait(timeout=5)
+        server.stop()
     xml = call.gather(Digits="1")
     assert "非常抱歉" in xml.find("Say").text and xml.find("Dial/Sip").text == "sip:service@pbx.huaxia-demo-bank.example.com"
-
 
 
 # --- issue 9.6 / 9.7: transfer targets, DialBridged ---------------------------------------------
