@@ -245,7 +245,7 @@ def test_duplicate_delivery_gets_the_same_twiml_and_does_not_advance(twilio, sto
     first = twilio.post(action, params, headers=headers)
     second = twilio.post(action, params, headers=headers)
     assert first.data == second.data
-    assert open_store(store_url).get_call(call.sid)["turn"] == 1
+    assert open_store(store_url).load(call.sid).turn == 1
     again = twilio.post("/twilio/voice", call.common)
     assert again.data.startswith(b"<?xml") and "欢迎致电" in again.data.decode()
 
@@ -418,7 +418,7 @@ def test_two_workers_share_calls_through_redis(redis_url):
     again = worker_b.post(action, {**call.common, "Digits": "1"})
     assert first.data == again.data and b"<Dial" in first.data
     store = RedisStore(redis_url, prefix=prefix)
-    assert store.get_call(call.sid)["turn"] == 2
+    assert store.load(call.sid).turn == 2
     store._r.delete(*store._r.keys(prefix + "*"))
 
 

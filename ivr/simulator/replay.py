@@ -171,8 +171,8 @@ class Replayer:
 
     def _pinned(self, call_sid: str) -> Path:
         """The flow file recorded for the version the call pinned (its current text is what gets replayed)."""
-        row = self.store.get_call(call_sid)
-        version = (row or {}).get("flow_version")
+        stored = self.store.load(call_sid)
+        version = stored.state.get("flow_version") if stored else None
         if not version:
             raise ReplayError("the store has no flow version for this call; pass --flow FLOW")
         if version not in self._versions:
