@@ -79,6 +79,19 @@ class Renderer:
         return template.replace(_TURN_MARK, f"t={turn}").replace(_CALL_MARK, f"parent={call_sid}")
 
     def _render(self, actions: tuple) -> str:
+        """Each action as Twilio's reference documents the verb it becomes:
+        - Listen: <Gather input="dtmf speech"> with the prompts nested, so the caller may answer over
+          them (Gather nests Say, Play and Pause); actionOnEmptyResult makes Twilio request the action
+          URL after a silent window too (https://www.twilio.com/docs/voice/twiml/gather);
+        - Hold: <Enqueue action waitUrl>; the wait URL is requested again each time its TwiML ends and
+          may <Leave>, after which the action URL gets QueueResult=leave
+          (https://www.twilio.com/docs/voice/twiml/enqueue, .../twiml/leave);
+        - Pause: <Pause length> then <Redirect> to our action URL, the goodbye's wait
+          (https://www.twilio.com/docs/voice/twiml/pause, .../twiml/redirect);
+        - Transfer: <Dial action timeout answerOnBridge> with the target's noun and its whisper url;
+        - Record: <Record action> followed by a <Redirect>: when nothing is recorded Twilio goes on to
+          the next verb, as the reference's own example does with "I did not receive a recording"
+          (https://www.twilio.com/docs/voice/twiml/record)."""
         call_sid, turn = _CALL_MARK.removeprefix("parent="), _TURN_MARK.removeprefix("t=")
         response = VoiceResponse()
         pending: list[Say] = []  # Says nest inside the Gather that follows, so the caller may barge in
