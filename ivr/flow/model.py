@@ -67,6 +67,16 @@ class Consent(Strict):
                                 "sorry, 不好意思 (which holds 不好)")
     repeat: list[Text] = Field(default_factory=list, description="asking to hear the question again")
 
+    @cached_property
+    def reading_order(self) -> tuple[list[tuple[str, str | None]], list[str], list[str]]:
+        """The phrases in the order ivr.steps.consent.understand reads them, longest first (sorted once per
+        pack, not per answer): idioms with what each means, then yes phrases, then no phrases."""
+        idioms = ([(p, "yes") for p in self.yes_idioms] + [(p, "no") for p in self.no_idioms]
+                  + [(p, "unsure") for p in self.unsure_idioms] + [(p, None) for p in self.neutral]
+                  + [(p, "repeat") for p in self.repeat])
+        return (sorted(idioms, key=lambda item: -len(item[0])), sorted(self.yes_phrases, key=len, reverse=True),
+                sorted(self.no_phrases, key=len, reverse=True))
+
 
 class Offer(Strict):
     """One of the built-in choices after a hold limit, a declined hold or an unanswered transfer:

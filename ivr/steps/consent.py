@@ -2,6 +2,7 @@
 (a call back, a message) a caller is given when a hold or transfer cannot go ahead."""
 from __future__ import annotations
 
+import functools
 import re
 
 from ivr.call import facts
@@ -31,22 +32,20 @@ def understand(said: str, consent) -> str:
     text = _normalise(said)
     yes = no = 0
     asked_repeat = False
-    idioms = ([(p, YES) for p in consent.yes_idioms] + [(p, NO) for p in consent.no_idioms]
-              + [(p, UNSURE) for p in consent.unsure_idioms] + [(p, None) for p in consent.neutral]
-              + [(p, REPEAT) for p in consent.repeat])
-    for phrase, meaning in sorted(idioms, key=lambda item: -len(item[0])):
+    idioms, yes_phrases, no_phrases = consent.reading_order
+    for phrase, meaning in idioms:
         text, found = _take(text, phrase)
         yes += found * (meaning == YES)
         no += found * (meaning == NO)
         asked_repeat |= bool(found) and meaning == REPEAT
-    for phrase in sorted(consent.yes_phrases, key=len, reverse=True):
+    for phrase in yes_phrases:
         for start in reversed(_find(text, phrase)):
             if _negated(text[:start], consent.negators, phrase):
                 no += 1
             else:
                 yes += 1
             text = text[:start] + _GAP + text[start + len(_span(text, start, phrase)):]
-    for phrase in sorted(consent.no_phrases, key=len, reverse=True):
+    for phrase in no_phrases:
         text, found = _take(text, phrase)
         no += found
     if yes and not no:
@@ -66,6 +65,7 @@ def _normalise(said: str) -> str:
     return " " + re.sub(r"\s+", " ", text).strip() + " "
 
 
+@functools.lru_cache(maxsize=4096)  # the phrases are the packs' data: a few hundred
 def _pattern(phrase: str) -> re.Pattern:
     phrase = _normalise(phrase).strip()
     if _LATIN.search(phrase):  # whole words: "no" is not in "know", "ok" not in "okay"
