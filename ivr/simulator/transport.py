@@ -14,6 +14,8 @@ from urllib.parse import quote_plus, unquote_to_bytes, urlencode, urlsplit
 
 from twilio.request_validator import RequestValidator
 
+from ivr.twilio.inbound import SignedParams  # signs as the app checks: all values of a repeated parameter
+
 
 class SimulatorError(Exception):
     """The call cannot go on: the app refused a request, was unreachable, or answered something Twilio could not use."""
@@ -50,7 +52,7 @@ class Transport:
         return self.public_url.rstrip("/") + parts.path + (f"?{parts.query}" if parts.query else "")
 
     def signature(self, url: str, params: dict) -> str:
-        return self.signer.compute_signature(self.signed_url(url), params)
+        return self.signer.compute_signature(self.signed_url(url), SignedParams(params))
 
     def can_reach(self, url: str) -> bool:
         return _origin(url) == _origin(self.base_url)
