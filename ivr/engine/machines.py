@@ -7,7 +7,10 @@ guards and transitions make the decisions. They never grow with a flow.
 Cost (DESIGN.md, issue 8): building a machine costs several times firing one,
 so each machine class is built once per worker thread and re-bound to the
 call at hand before each event: its state is read from, and written back to,
-the call's state. No machine has a final state: python-statemachine stops an
+the call's state. python-statemachine is pinned to 2.x: its engine fires an
+event in ~0.016 ms here, 3.x's SCXML processing loop in ~0.08 ms, and these
+flat machines use nothing 3.x added. Unlike 3.x's StateChart, 2.x's
+StateMachine raises TransitionNotAllowed for an event with no transition. No machine has a final state: python-statemachine stops an
 instance that reaches one, and these instances live on for the next call.
 """
 from __future__ import annotations
