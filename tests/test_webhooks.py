@@ -262,6 +262,22 @@ def test_unsigned_and_forged_requests_are_refused(twilio, app):
     assert twilio.post("/twilio/voice", {**params, "From": "+3"}, signature=tampered).status_code == 403
 
 
+def test_a_repeated_parameter_is_signed_with_all_its_values(twilio):
+    """Twilio signs "all request parameters" (https://www.twilio.com/docs/usage/webhooks/webhooks-security):
+    a name sent twice contributes both values. Checking only the first value refused such a request."""
+    from werkzeug.datastructures import MultiDict
+
+    from ivr.twilio.inbound import SignedParams
+
+    params = MultiDict([("CallSid", "CA" + "5" * 32), ("From", "+8613700000000"), ("To", "+861095500"),
+                        ("Tag", "b"), ("Tag", "a")])
+    every_value = RequestValidator(TOKEN).compute_signature(BASE + "/twilio/voice", SignedParams(params))
+    first_only = RequestValidator(TOKEN).compute_signature(BASE + "/twilio/voice", params.to_dict())
+    assert twilio.post("/twilio/voice", params, signature=first_only).status_code == 403
+    answer = twilio.post("/twilio/voice", params, signature=every_value)
+    assert answer.status_code == 200 and "欢迎致电" in answer.data.decode()
+
+
 class BehindProxy(Twilio):
     """Twilio signs the public URL it was given; the proxy forwards each request to the app's own address
     (http://localhost), which is all the app sees of it."""
