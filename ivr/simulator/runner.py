@@ -47,19 +47,27 @@ class InProcessRun:
         self.token = token or "sim-" + secrets.token_hex(16)
         self._flows: dict[Path, object] = {}
         self._transports: dict[Path, Transport] = {}
+        self._resolved: dict[str | Path, Path] = {}
 
     def flow(self, path: str | Path):
         """The loaded flow (ivr.flow.load_flow), read once per run; FlowError as load_flow raises it."""
-        key = Path(path).resolve()
+        key = self._file(path)
         if key not in self._flows:
             self._flows[key] = load_flow(key)
         return self._flows[key]
 
     def transport(self, path: str | Path) -> Transport:
-        key = Path(path).resolve()
+        key = self._file(path)
         if key not in self._transports:
             self._transports[key] = in_process([key], store=self.store, token=self.token)
         return self._transports[key]
+
+    def _file(self, path: str | Path) -> Path:
+        """The file `path` names, resolved once per run (resolving costs a system call per folder)."""
+        key = self._resolved.get(path)
+        if key is None:
+            key = self._resolved[path] = Path(path).resolve()
+        return key
 
 
 def over_http(url: str, token: str) -> Transport:

@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from functools import wraps
+from functools import lru_cache, wraps
 from pathlib import Path
 from urllib.parse import urlencode
 from xml.sax.saxutils import escape
@@ -219,8 +219,13 @@ def offers(answer: str | None, kind: str, turn: int) -> bool:
     with a quote) or as a <Redirect>'s text (ending with '<'), never as a prefix of a longer turn."""
     if not answer:
         return False
-    rendered = escape(f"/twilio/event?{urlencode({'k': kind, 't': turn})}")
+    rendered = _event_url(kind, turn)
     return f'{rendered}"' in answer or f"{rendered}<" in answer
+
+
+@lru_cache(maxsize=1024)
+def _event_url(kind: str, turn: int) -> str:
+    return escape(f"/twilio/event?{urlencode({'k': kind, 't': turn})}")
 
 
 # --- the caller's call ------------------------------------------------------------
@@ -236,13 +241,14 @@ def voice(sid: str, flow: str | None = None) -> str:
 @bp.route("/twilio/event", methods=WEBHOOK_METHODS)
 @webhook(apologise)
 def event(sid: str) -> str:
-    session, kind, params = svc().session, args().get("k", ""), form()
-    if not TURN.match(args().get("t", "")):
+    session, query, params = svc().session, args(), form()
+    kind, turn = query.get("k", ""), query.get("t", "")
+    if not TURN.match(turn):
         call = session.load(sid)
         if call is None:
             raise CallProblem(f"call {sid} is not in the store")
-        raise Misdirected(f"event URL without a valid turn (t={args().get('t', '')[:40]!r})", call)
-    turn = int(args()["t"])
+        raise Misdirected(f"event URL without a valid turn (t={turn[:40]!r})", call)
+    turn = int(turn)
 
     def event_of(call):
         if not offers(call.answer, kind, turn):
