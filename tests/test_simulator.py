@@ -574,3 +574,17 @@ def test_media_to_a_running_server_is_paced_as_twilio_streams_it():
     took = _time.monotonic() - started
     assert 0.45 <= took < 1.5, took
     assert len(sent) == 51
+
+
+def test_words_expected_after_the_last_action_are_checked(tmp_path):
+    """A script whose last steps are only `hear`: the caller stays on the line listening for them, and the
+    script fails, naming the words, when they never come (it used to hang up at once and pass)."""
+    never = tmp_path / "never_said.yaml"
+    never.write_text(f"flow: {ZH}\nsteps:\n  - press: 1\n  - hear: 这句话从来没人说过\n", encoding="utf-8")
+    outcome = run_script(never)
+    assert not outcome.passed and "这句话从来没人说过" in outcome.failure
+    said = tmp_path / "said_later.yaml"  # words that do come, after more prompts: the caller waits for them
+    said.write_text(f"flow: {ZH}\nsteps:\n  - hear: 欢迎致电\n  - hear: 换一部电话\n", encoding="utf-8")
+    outcome = run_script(said)
+    assert outcome.passed, outcome.failure
+    assert outcome.result.duration > 30, "the caller stayed, silent, through the E2 ladder to its last words"

@@ -1,7 +1,8 @@
 """A caller who follows a script: checks what they heard before each step, then does it."""
 from __future__ import annotations
 
-from ivr.simulator.actions import BETWEEN, HOLD, PAUSE, PROMPT, RECORD, TRANSFER, AbortCall, HangUp, Moment
+from ivr.simulator.actions import (BETWEEN, HOLD, PAUSE, PROMPT, RECORD, TRANSFER, AbortCall, HangUp, Moment, Silence,
+                                   StayOnHold)
 from ivr.simulator.callers import Caller
 from ivr.simulator.expect import Matcher
 from ivr.simulator.script import CallerScript, Step
@@ -31,9 +32,14 @@ class ScriptedCaller(Caller):
                 self.position = index + 1
                 return steps[index].action
             return None
-        if index is None:
-            self.position = len(steps)
-            return HangUp()  # the script is over: the caller hangs up
+        if index is None:  # no step left to do: the caller listens for what the script still expects to hear
+            if self._heard_up_to(len(steps)) is None:
+                return HangUp()  # all of it heard: the script is over, the caller hangs up
+            if moment.kind in (PROMPT, RECORD):
+                return Silence()
+            if moment.kind == HOLD:
+                return StayOnHold(until="voice")
+            return HangUp()  # a transfer ringing: the script says nothing of it; judge() names what was not heard
         problem = self._heard_up_to(index)
         if problem:
             raise ScriptMismatch(f"{problem} (before the caller's next step, at t={moment.now:g}s)")
