@@ -6,7 +6,10 @@ transport (signed like Twilio). Time is also split between the app (the webhooks
 TwiML) and the simulator (building and signing requests, parsing TwiML, the caller, the clock,
 reading the call log, diffing), so each side's share is visible.
 
-    .venv/bin/python bench/bench_simulator.py [--rounds 5] [--calls 1000]
+    .venv/bin/python bench/bench_simulator.py [--rounds 5] [--calls 1000] [--jobs 2]
+
+`ivr test --jobs N` is measured too: the scripts many times over in N worker processes (each its own
+apps and flows), wall time including the workers' start.
 
 Writes bench/results/simulator.json.
 """
@@ -105,6 +108,20 @@ def scripted(scripts, rounds: int) -> dict:
             "simulator_share": (total - app_seconds) / total}
 
 
+def scripted_in_workers(paths: list[Path], rounds: int, jobs: int) -> dict:
+    """`ivr test --jobs N`: the scripts `rounds` times over, in N worker processes, wall time from the
+    pool's start (workers starting and loading their flows included) to the last outcome."""
+    from ivr.simulator.commands import outcomes_of
+
+    work = paths * rounds
+    started = time.perf_counter()
+    outcomes = list(outcomes_of(work, None, None, None, jobs))
+    total = time.perf_counter() - started
+    bad = [o for o in outcomes if not o.passed]
+    assert not bad, bad[0].failure
+    return {"jobs": jobs, "calls": len(work), "seconds": total, "calls_per_s": len(work) / total}
+
+
 def record(scripts, n: int, url: str) -> float:
     """n calls through the simulator into the SQLite store at url (the scripts, over and over)."""
     store = open_store(url)
@@ -139,6 +156,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5, help="times each shipped caller script runs (default 5)")
     parser.add_argument("--calls", type=int, default=1000, help="logged calls to record, then replay (default 1000)")
+    parser.add_argument("--jobs", type=int, default=2, help="workers for the `ivr test --jobs` figure (default 2; 1: skip)")
+    parser.add_argument("--parallel-rounds", type=int, default=40,
+                        help="times each script runs for the --jobs figure (default 40)")
     parser.add_argument("--store", help="replay this existing sqlite:///… store instead of recording --calls")
     parser.add_argument("--out", default=str(RESULTS), help=f"JSON results (default {RESULTS.relative_to(REPO)})")
     args = parser.parse_args()
@@ -153,6 +173,12 @@ def main() -> int:
           f"  -> scripted calls cost {test['seconds'] / test_base:.1f}x the baseline")
     print(f"  inside the app (webhooks) {test['app_seconds']:.2f} s, simulator side {test['simulator_seconds']:.2f} s"
           f" ({test['simulator_share']:.0%} of the total; {test['simulator_seconds'] / test_base:.2f}x the baseline)")
+
+    paths = find_scripts([REPO / "tests" / "calls"])
+    parallel = scripted_in_workers(paths, args.parallel_rounds, args.jobs) if args.jobs > 1 else None
+    if parallel:
+        print(f"ivr test --jobs {parallel['jobs']}: {parallel['calls']} scripted calls in {parallel['seconds']:.2f} s"
+              f"  = {parallel['calls_per_s']:.0f} calls/s (wall time, workers' start included)")
 
     with tempfile.TemporaryDirectory() as tmp:
         url = args.store or f"sqlite:///{tmp}/calls.db"
@@ -173,6 +199,7 @@ def main() -> int:
     out.write_text(json.dumps({
         "python": platform.python_version(), "machine": platform.machine(),
         "scripted": {**test, "baseline_seconds": test_base, "ratio_to_baseline": test["seconds"] / test_base},
+        "scripted_in_workers": parallel,
         "replay": {**replay, "baseline_seconds": replay_base, "ratio_to_baseline": replay["seconds"] / replay_base,
                    "recorded_calls_per_s": args.calls / recording if recording else None},
     }, indent=2) + "\n", encoding="utf-8")

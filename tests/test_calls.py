@@ -2,6 +2,7 @@
 which must give identical transcripts (the simulator and the served app agree)."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -117,3 +118,23 @@ def test_ivr_test_against_the_server_with_the_wrong_token_reports_the_signature(
     assert done.returncode == 1
     assert "FAILED" in done.stdout and "403" in done.stdout and "X-Twilio-Signature" in done.stdout
     assert "0 passed, 1 failed" in done.stdout and "Traceback" not in done.stdout + done.stderr
+
+
+def test_ivr_test_on_two_workers_says_exactly_what_one_says(ivr, tmp_path):
+    """`ivr test --jobs 2` spreads the scripts over two processes: the same outcomes, in the scripts' order,
+    a failing script included."""
+    calls = REPO / "tests" / "calls"
+    failing = tmp_path / "expects_words_never_said.yaml"
+    failing.write_text(f"flow: {REPO / 'call_flows' / 'bank_hotline.yaml'}\nsteps:\n  - hear: 这句话从来没人说过\n",
+                       encoding="utf-8")
+    scripts = sorted(calls.glob("e2_*.yaml"))[:3] + [failing] + sorted(calls.glob("e9_*.yaml"))[:3]
+    alone = ivr("test", "--json", *scripts)
+    shared = ivr("test", "--json", "--jobs", "2", *scripts)
+    assert alone.returncode == shared.returncode == 1
+
+    def results(ran):
+        return [{k: v for k, v in r.items() if k not in ("seconds", "call_sid")} for r in json.loads(ran.stdout)["results"]]
+
+    assert results(shared) == results(alone)
+    assert [r["script"] for r in results(shared)] == [str(s) for s in scripts]
+    assert [r["passed"] for r in results(shared)] == [True] * 3 + [False] + [True] * 3

@@ -100,10 +100,42 @@ def add_test_arguments(p) -> None:
     p.add_argument("--token", help="the server's TWILIO_AUTH_TOKEN (default: $TWILIO_AUTH_TOKEN)")
     p.add_argument("--json", action="store_true", help="results as JSON")
     p.add_argument("-v", "--verbose", action="store_true", help="print the transcript of failed calls")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="worker processes (default 1): each loads every flow once and runs its share of the "
+                        "scripts; results are printed in the scripts' order")
+
+
+def outcomes_of(scripts: list[Path], url: str | None, token: str | None, transport, jobs: int):
+    """Each script's outcome, in order: here (one app per flow for the whole run), or in `jobs` workers."""
+    from ivr.simulator.runner import InProcessRun, run_script
+
+    if jobs <= 1 or len(scripts) < 2:
+        run = InProcessRun()  # each flow loaded once, one app per flow for the whole run
+        for path in scripts:
+            yield run_script(path, transport, run=run)
+        return
+    from ivr.simulator.workers import chunked, in_workers
+
+    for outcomes in in_workers(_test_chunk, [(url, token, part) for part in chunked(scripts, jobs)], jobs):
+        yield from outcomes
+
+
+_WORKER_RUNS: dict = {}  # in a worker process: its run (apps and flows) or transport, kept between chunks
+
+
+def _test_chunk(job) -> list:
+    from ivr.simulator.runner import InProcessRun, over_http, run_script
+
+    url, token, paths = job
+    if url not in _WORKER_RUNS:
+        _WORKER_RUNS[url] = over_http(url, token) if url else InProcessRun()
+    kept = _WORKER_RUNS[url]
+    transport, run = (kept, None) if url else (None, kept)
+    return [run_script(path, transport, run=run) for path in paths]
 
 
 def run_test(args) -> int:
-    from ivr.simulator.runner import InProcessRun, find_scripts, over_http, run_script
+    from ivr.simulator.runner import find_scripts, over_http
     from ivr.simulator.transcript import describe
 
     started = time.monotonic()
@@ -121,9 +153,7 @@ def run_test(args) -> int:
         print("no caller scripts found (*.yaml)", file=sys.stderr)
         return 1
     outcomes = []
-    run = InProcessRun()  # each flow loaded once, one app per flow for the whole run
-    for path in scripts:
-        outcome = run_script(path, transport, run=run)
+    for path, outcome in zip(scripts, outcomes_of(scripts, args.url, _token(args), transport, args.jobs)):
         outcomes.append(outcome)
         if args.json:
             continue

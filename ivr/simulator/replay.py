@@ -263,17 +263,9 @@ def replay_many(store: CallStore, store_url: str, sids: list[str], flow: str | P
             done(1)
             yield replay
         return
-    import multiprocessing
+    from ivr.simulator.workers import chunked, in_workers
 
-    # Not "fork": this process has threads (SQLite checkpoints, flow sync), and a child forked while one
-    # of them is inside SQLite inherits its locks held forever (seen: a worker hung in sqlite3.connect).
-    # A fork server forks the workers from a clean process of its own.
-    methods = multiprocessing.get_all_start_methods()
-    pool_context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-    size = max(1, min(50, len(sids) // (jobs * 4)))
-    chunks = [(store_url, str(flow) if flow else None, context, sids[i:i + size])
-              for i in range(0, len(sids), size)]
-    with pool_context.Pool(jobs) as pool:
-        for replays in pool.imap(_replay_chunk, chunks):
-            done(len(replays))
-            yield from replays
+    chunks = [(store_url, str(flow) if flow else None, context, part) for part in chunked(sids, jobs)]
+    for replays in in_workers(_replay_chunk, chunks, jobs):
+        done(len(replays))
+        yield from replays
