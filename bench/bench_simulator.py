@@ -88,7 +88,8 @@ def bare_baseline(requests: int) -> float:
     return time.perf_counter() - started
 
 
-def scripted(scripts, rounds: int) -> dict:
+def scripted(scripts: list, rounds: int) -> dict:
+    """`ivr test` in one process: the scripts (files, read for each call as `ivr test` does) `rounds` times."""
     run = TimedRun()
     for script in scripts:  # warm-up: first calls fill caches (music WAVs, renderers)
         run_script(script, run=run)
@@ -165,7 +166,8 @@ def main() -> int:
     logging.disable(logging.WARNING)
     scripts = [load_script(p) for p in find_scripts([REPO / "tests" / "calls"])]
 
-    test = scripted(scripts, args.rounds)
+    paths = find_scripts([REPO / "tests" / "calls"])
+    test = scripted(paths, args.rounds)  # by file, as `ivr test` runs them: reading each script is part of it
     test_base = bare_baseline(test["requests"])
     print(f"ivr test: {test['calls']} scripted calls ({test['requests']} webhooks) in {test['seconds']:.2f} s"
           f"  = {test['calls_per_s']:.0f} calls/s")
@@ -174,7 +176,6 @@ def main() -> int:
     print(f"  inside the app (webhooks) {test['app_seconds']:.2f} s, simulator side {test['simulator_seconds']:.2f} s"
           f" ({test['simulator_share']:.0%} of the total; {test['simulator_seconds'] / test_base:.2f}x the baseline)")
 
-    paths = find_scripts([REPO / "tests" / "calls"])
     parallel = scripted_in_workers(paths, args.parallel_rounds, args.jobs) if args.jobs > 1 else None
     if parallel:
         print(f"ivr test --jobs {parallel['jobs']}: {parallel['calls']} scripted calls in {parallel['seconds']:.2f} s"
