@@ -278,6 +278,30 @@ def test_a_repeated_parameter_is_signed_with_all_its_values(twilio):
     assert answer.status_code == 200 and "欢迎致电" in answer.data.decode()
 
 
+def test_a_webhook_rule_s_shared_key_signs_instead_of_the_auth_token(store_url, monkeypatch):
+    """A Webhook Rule has Twilio sign with a SharedKey's secret and the Setting's algorithm, and say so in
+    X-Twilio-Webhooks-Signature-Settings (https://www.twilio.com/docs/usage/webhooks/webhook-shared-keys)."""
+    params = {"CallSid": "CA" + "6" * 32, "From": "+8613700000000", "To": "+861095500"}
+    url, shared = BASE + "/twilio/voice", "webhooks-shared-secret-0123456789"
+    settings = {"X-Twilio-Webhooks-Signature-Settings": "key=webhooks_sharedkey_01abc,algorithm=HMAC_SHA256"}
+    by_key = RequestValidator(shared).compute_signature(url, params, "HMAC_SHA256")
+    without_key = Twilio(create_app([str(FLOWS / "bank_hotline.yaml")], store=store_url, auth_token=TOKEN))
+    assert without_key.post("/twilio/voice", params, signature=by_key, headers=settings).status_code == 403
+
+    monkeypatch.setenv("TWILIO_WEBHOOK_SHARED_KEY", shared)
+    twilio = Twilio(create_app([str(FLOWS / "bank_hotline.yaml")], store=store_url, auth_token=TOKEN))
+    answer = twilio.post("/twilio/voice", params, signature=by_key, headers=settings)
+    assert answer.status_code == 200 and "欢迎致电" in answer.data.decode()
+    by_token = RequestValidator(TOKEN).compute_signature(url, params)  # the header names the key: the token won't do
+    assert twilio.post("/twilio/voice", params, signature=by_token, headers=settings).status_code == 403
+    sha1_by_key = RequestValidator(shared).compute_signature(url, params)  # the header says SHA-256
+    assert twilio.post("/twilio/voice", params, signature=sha1_by_key, headers=settings).status_code == 403
+    odd = {"X-Twilio-Webhooks-Signature-Settings": "key=k,algorithm=HMAC_MD5"}
+    assert twilio.post("/twilio/voice", params, signature=by_key, headers=odd).status_code == 403
+    assert twilio.post("/twilio/voice", {**params, "CallSid": "CA" + "7" * 32}).status_code == 200, \
+        "without the header, the Auth Token still signs"
+
+
 class BehindProxy(Twilio):
     """Twilio signs the public URL it was given; the proxy forwards each request to the app's own address
     (http://localhost), which is all the app sees of it."""

@@ -36,7 +36,6 @@ from urllib.parse import urlencode
 from xml.sax.saxutils import escape
 
 from flask import Blueprint, Flask, Response, abort, current_app, request
-from twilio.request_validator import RequestValidator
 
 from ivr.call import facts
 from ivr.call.registry import FlowRegistry
@@ -63,9 +62,9 @@ class Service:
     """What the webhooks share: the call session, the TwiML renderers, the signature check."""
 
     def __init__(self, registry: FlowRegistry, store: CallStore, auth_token: str | None, public_url: str | None,
-                 budget: float = guard.DEFAULT_BUDGET):
+                 budget: float = guard.DEFAULT_BUDGET, shared_key: str | None = None):
         self.registry, self.store, self.budget = registry, store, budget
-        self.validator = RequestValidator(auth_token) if auth_token else None
+        self.signatures = inbound.Signatures(auth_token, shared_key)
         self.public_url = (public_url or "").rstrip("/")
         self.renderers = Renderers(self.public_url)
         self.session = CallSession(registry, store, self.renderers.answer)
@@ -81,7 +80,8 @@ def create_app(flows: list[str] | None = None, flows_dir: str | None = None, sto
     Unset arguments come from the environment, for WSGI servers (`gunicorn 'ivr.twilio:create_app()'`):
     IVR_FLOWS (files separated by ':'), IVR_FLOWS_DIR, IVR_STORE, IVR_PUBLIC_URL, TWILIO_AUTH_TOKEN,
     IVR_MAX_REQUEST_BYTES, IVR_WEBHOOK_BUDGET (seconds a webhook may take before the caller hears the
-    apology; 3 by default); the default is the bank hotline flow with the SQLite store calls.db.
+    apology; 3 by default), TWILIO_WEBHOOK_SHARED_KEY (the secret of a Webhooks SharedKey, when a Webhook
+    Rule has Twilio sign our URLs with it instead of the Auth Token); the default is the bank hotline flow with the SQLite store calls.db.
     The store is wrapped in a GuardedStore (ivr.store.guard): the budget's deadline and a circuit breaker.
     """
     env = os.environ
@@ -102,7 +102,8 @@ def create_app(flows: list[str] | None = None, flows_dir: str | None = None, sto
     app.config["MAX_CONTENT_LENGTH"] = limit  # werkzeug also stops a chunked body at the limit (413)
     app.config["MAX_FORM_MEMORY_SIZE"] = limit
     budget = budget or float(env.get("IVR_WEBHOOK_BUDGET") or guard.DEFAULT_BUDGET)
-    app.extensions["ivr"] = Service(registry, store, token or None, public_url or env.get("IVR_PUBLIC_URL"), budget)
+    app.extensions["ivr"] = Service(registry, store, token or None, public_url or env.get("IVR_PUBLIC_URL"), budget,
+                                    shared_key=env.get("TWILIO_WEBHOOK_SHARED_KEY") or None)
     app.register_blueprint(bp)
     if line_audio if line_audio is not None else env.get("IVR_LINE_AUDIO", "1") != "0":
         install_line_audio(app, token or None, media_clock)
@@ -147,7 +148,7 @@ def svc() -> Service:
 def guard_request():
     """Too big: 413 before the body is read; then Twilio's signature (403)."""
     service = svc()
-    return inbound.too_big() or inbound.check_signature(service.validator, service.public_url)
+    return inbound.too_big() or service.signatures.check(service.public_url)
 
 
 def webhook(on_failure):

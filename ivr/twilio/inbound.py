@@ -7,7 +7,8 @@ import re
 from urllib.parse import urlsplit
 
 from flask import Response, abort, current_app, request
-from twilio.request_validator import RequestValidator, compare  # compare: constant time, any characters
+from twilio.request_validator import (HMAC_SHA1, HMAC_SHA256, RequestValidator, compare,  # compare: constant time
+                                      get_signature_algorithm)
 from werkzeug.datastructures import ImmutableMultiDict
 
 log = logging.getLogger("ivr.twilio")
@@ -118,19 +119,44 @@ class SignedParams(ImmutableMultiDict):
         return self.getlist(key)
 
 
-def check_signature(validator: RequestValidator | None, public_url: str) -> None:
-    """403 unless X-Twilio-Signature is Twilio's for this URL and form (no token: nothing is checked).
-    https://www.twilio.com/docs/usage/webhooks/webhooks-security"""
-    req = request._get_current_object()
-    if validator is None or req.path in UNSIGNED_PATHS:
+SETTINGS_HEADER = "X-Twilio-Webhooks-Signature-Settings"
+
+
+class Signatures:
+    """Who signs our webhooks. By default Twilio signs with the account's Auth Token (HMAC-SHA1); when a
+    Webhook Rule matches the URL it signs with that Setting's SharedKey secret and algorithm instead, and says
+    so in X-Twilio-Webhooks-Signature-Settings (key=...,algorithm=HMAC_SHA256): only the hash and the secret
+    change, the signed string is the same. https://www.twilio.com/docs/usage/webhooks/webhook-shared-keys"""
+
+    def __init__(self, auth_token: str | None, shared_key: str | None = None):
+        self.token = RequestValidator(auth_token) if auth_token else None
+        self.shared = RequestValidator(shared_key) if shared_key else None
+
+    def check(self, public_url: str) -> None:
+        """403 unless X-Twilio-Signature is Twilio's for this URL and form (no Auth Token: nothing is checked).
+        https://www.twilio.com/docs/usage/webhooks/webhooks-security"""
+        req = request._get_current_object()
+        if self.token is None or req.path in UNSIGNED_PATHS:
+            return None
+        settings = req.headers.get(SETTINGS_HEADER)
+        validator, algorithm = (self.token, HMAC_SHA1) if settings is None else (self.shared,
+                                                                                  get_signature_algorithm(settings))
+        if validator is None:
+            _refuse(req, f"signed with a Webhooks SharedKey ({SETTINGS_HEADER}), but TWILIO_WEBHOOK_SHARED_KEY "
+                         "is not set on this server")
+        if algorithm.upper() not in (HMAC_SHA1, HMAC_SHA256):
+            _refuse(req, f"signed with {one_line(algorithm)[:40]}, an algorithm Twilio does not name")
+        signature = req.headers.get("X-Twilio-Signature", "")
+        signed = SignedParams(req.form if req.method == "POST" else ())
+        url = signed_url(public_url)
+        # The URL as requested is one of the two forms validate() tries (with and without the port), so a match
+        # on it alone is valid: one HMAC for a genuine request instead of two; anything else gets the full check.
+        genuine = signature and compare(validator.compute_signature(url, signed, algorithm), signature)
+        if not signature or not (genuine or validator.validate(url, signed, signature, algorithm)):
+            _refuse(req, "missing or invalid X-Twilio-Signature")
         return None
-    signature = req.headers.get("X-Twilio-Signature", "")
-    signed = SignedParams(req.form if req.method == "POST" else ())
-    url = signed_url(public_url)
-    # The URL as requested is one of the two forms validate() tries (with and without the port), so a match
-    # on it alone is valid: one HMAC for a genuine request instead of two; anything else gets the full check.
-    genuine = signature and compare(validator.compute_signature(url, signed), signature)
-    if not signature or not (genuine or validator.validate(url, signed, signature)):
-        log.warning("rejected %s %s: missing or invalid X-Twilio-Signature", req.method, one_line(req.path))
-        abort(403, "invalid or missing X-Twilio-Signature")
-    return None
+
+
+def _refuse(req, why: str) -> None:
+    log.warning("rejected %s %s: %s", req.method, one_line(req.path), why)
+    abort(403, why)
