@@ -3,8 +3,8 @@ measured in the same run.
 
   new API (CallSession): load the call, then ONE commit: compare-and-set the new state
                          (~1 KB), keep its TwiML answer (~1.5 KB), append 3 log entries
-  old API (legacy):      get_call, append_log(request), advance, append_log(note),
-                         append_log(response): five separate store calls
+  old way (before CallSession): read the state, append_log(request), save the state and
+                         answer, append_log(note), append_log(response): five separate store calls
 
 Also counted per webhook: SQLite statements (sqlite3 trace callback) and Redis round
 trips (calls to the client's execute_command), and the bytes a call keeps in the store
@@ -79,7 +79,7 @@ class Webhooks:
         if self.api == "new":
             assert self.store.start(self.sid, realistic_state(0), ANSWER, log_entries(self.sid)[:1])
         else:
-            assert self.store.create_call(self.sid, realistic_state(0), ANSWER)
+            assert self.store.start(self.sid, realistic_state(0), ANSWER, [])
 
     def one(self):
         store, sid = self.store, self.sid
@@ -92,13 +92,13 @@ class Webhooks:
             assert store.commit(sid, call.turn, state, ANSWER, log_entries(sid))
         else:
             request, note, response = log_entries(sid)
-            state = store.get_call(sid)
+            state = store.load(sid).state
             if state["turn"] >= TURNS_PER_CALL:
                 self.new_call()
                 return
             store.append_log(sid, request)
             turn = state["turn"]
-            assert store.advance(sid, turn, realistic_state(turn + 1), ANSWER)
+            assert store.commit(sid, turn, realistic_state(turn + 1), ANSWER, [])
             store.append_log(sid, note)
             store.append_log(sid, response)
 

@@ -156,24 +156,6 @@ class CallStore(ABC):
     def get_flow(self, version: str) -> dict | None:
         """{"version", "name", "path", "text"} or None."""
 
-    # --- legacy: the per-statement API the webhook core used before CallSession --------
-    def create_call(self, call_sid: str, state: dict, response: str) -> bool:
-        """Legacy (use start): insert a new call at turn 0 with its first answer; False if it exists."""
-        return self.start(call_sid, state, response, [])
-
-    def get_call(self, call_sid: str) -> dict | None:
-        """Legacy (use load): the stored state dict, or None for an unknown call."""
-        call = self.load(call_sid)
-        return call.state if call is not None else None
-
-    def advance(self, call_sid: str, expected_turn: int, state: dict, response: str) -> bool:
-        """Legacy (use commit): compare-and-set the state and keep `response` for turn expected_turn + 1."""
-        return self.commit(call_sid, expected_turn, state, response, [])
-
-    def response_for(self, call_sid: str, turn: int) -> str | None:
-        """Legacy (use answer_for): the TwiML answered when the call reached `turn` (last two turns kept)."""
-        return self.answer_for(call_sid, turn)
-
     def checkpoint(self) -> None:
         """Housekeeping a server may call periodically (SQLite: WAL checkpoint); nothing by default."""
 
