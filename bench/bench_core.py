@@ -206,7 +206,8 @@ def main(argv=None) -> int:
     for name, fig in figures.items():
         print(f"{name:<12}{fig['p50_ms']:>9.3f}{fig['p99_ms']:>9.3f}{fig['per_cpu_second']:>16}"
               f"{fig['per_cpu_second'] / floor:>9.2f}")
-    print(f"engine throughput / durable floor: {report['engine_share_of_floor']:.0%} (target >= 85%)")
+    print(f"engine CPU throughput / durable floor, in-process: {report['engine_share_of_floor']:.0%} "
+          "(the >= 85% target is over HTTP, as Twilio reaches the server: bench/bench_http.py)")
     print(f"engine p99 CPU per webhook: {figures['engine']['p99_ms']:.3f} ms (target < 1 ms)")
     print(f"1000-step flow / 10-step flow, p50: {report['engine_1000_vs_10_steps']:.2f}x (1.00x: does not grow)")
     m = report["machines"]
