@@ -109,12 +109,22 @@ class Served:
             time.sleep(0.1)
 
     def workers(self) -> list[int]:
-        """The gunicorn workers: children of the master (which is the `ivr serve` process)."""
+        """The gunicorn workers: children of the master (which is the `ivr serve` process), less the
+        master's other child, the background-jobs process (ivr.cli.start_background: flow watcher and
+        reconciler), which is not a worker."""
         try:
             text = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
         except OSError:
             return []
-        return [int(pid) for pid in text.split()]
+        pids = []
+        for pid in text.split():
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:  # gone meanwhile
+                continue
+            if b"background_jobs" not in cmdline:
+                pids.append(int(pid))
+        return pids
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
