@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from harness import FLOWS, TOKEN, RedisServer, Served, Signer
+from harness import FLOWS, TOKEN, RedisServer, Served, Signer, close_sessions
 from ivr.simulator.runner import find_scripts, run_script
 from ivr.simulator.transport import HttpTransport, Reply, SimulatorError
 
@@ -62,6 +62,14 @@ def new_call(signer: Signer, session: requests.Session) -> tuple[dict, requests.
     return common, signer.post(session, "/twilio/voice", common, timeout=20)
 
 
+def wait_for(condition, timeout: float, what: str, every: float = 0.02) -> None:
+    """Poll `condition` until it holds; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(every)
+
+
 # --- a gunicorn worker killed in the middle of calls ----------------------------------------------
 
 def test_sigkill_of_a_worker_mid_calls_every_call_completes(tmp_path):
@@ -85,13 +93,18 @@ def test_sigkill_of_a_worker_mid_calls_every_call_completes(tmp_path):
         threads = [threading.Thread(target=caller, args=(n,)) for n in range(8)]
         for t in threads:
             t.start()
+        wait_for(lambda: len(outcomes) >= 4, 30, "calls are being answered before the first kill")
         killed = []
         for _ in range(2):  # kill a worker twice while calls are in flight; gunicorn starts new ones
-            time.sleep(1.0)
             victim = served.workers()[0]
+            done_before = len(outcomes)
             os.kill(victim, signal.SIGKILL)
             killed.append(victim)
-        time.sleep(1.5)
+            # the calls go on: gunicorn has replaced the worker, and calls that were in flight at the kill
+            # (8 callers, always mid-call) and calls begun after it have completed
+            wait_for(lambda: len(set(served.workers()) - set(killed)) == 2 and len(outcomes) >= done_before + 8,
+                     30, "a new worker and calls completed after the kill")
+        wait_for(lambda: len(outcomes) > 20, 30, "enough calls")
         stop.set()
         for t in threads:
             t.join(timeout=60)
@@ -100,6 +113,8 @@ def test_sigkill_of_a_worker_mid_calls_every_call_completes(tmp_path):
         assert not failed, failed[:3]
         assert sum(t.server_errors for t in transports) == 0, "no 5xx, even mid-crash"
     finally:
+        stop.set()
+        close_sessions(*(t.session for t in transports))
         served.stop()
     assert "Traceback" not in (tmp_path / "server.log").read_text(errors="replace")
 
