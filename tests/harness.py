@@ -5,7 +5,6 @@ pid (or process group, for gunicorn's master and its workers), never by name.
 """
 from __future__ import annotations
 
-import gc
 import os
 import shutil
 import signal
@@ -140,12 +139,18 @@ class Served:
 
 def close_sessions(*sessions: requests.Session) -> None:
     """Close the clients' kept-alive connections before a server is stopped: gunicorn's graceful stop
-    (SIGTERM) waits up to 2 s for them. urllib3 2 closes a pool's connections only when the pool is
-    garbage-collected, and the pools of requests that failed (a worker killed under them) sit in
-    reference cycles until the cycle collector runs: hence the collect."""
+    (SIGTERM) waits up to 2 s for them. Session.close() alone does not close them: urllib3 2 closes a
+    pool's connections only when the pool is garbage-collected, and a Response kept in a variable (or a
+    traceback in a reference cycle) keeps its pool alive; so each pool is closed here."""
     for session in sessions:
+        for adapter in session.adapters.values():
+            pools = adapter.poolmanager.pools
+            for key in pools.keys():
+                try:
+                    pools[key].close()
+                except KeyError:
+                    pass
         session.close()
-    gc.collect()
 
 
 class Signer:

@@ -25,7 +25,8 @@ REPO = Path(__file__).resolve().parent.parent
 BOTH_FLOWS = [FLOWS / "bank_hotline.yaml", FLOWS / "bank_hotline_en.yaml"]
 SCRIPTS = [p for p in find_scripts([REPO / "tests" / "calls"]) if p.stem.startswith(("e9_", "e10_", "e2_", "e15_"))]
 APOLOGY = "非常抱歉"
-BUDGET = 3.0
+BUDGET = 1.5  # the served app's webhook budget in the Redis test (IVR_WEBHOOK_BUDGET; 3 s by default)
+REDIS_TIMEOUT = 0.5  # its Redis socket timeouts (in the store URL; 1 s by default)
 
 needs_redis = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server not installed")
 
@@ -123,9 +124,15 @@ def test_sigkill_of_a_worker_mid_calls_every_call_completes(tmp_path):
 
 @needs_redis
 def test_redis_stopped_and_frozen_mid_calls(tmp_path):
+    # The product's limits, scaled down together so the outages take fractions of a second: Redis
+    # gives up on a silent socket after REDIS_TIMEOUT (1 s by default; the URL sets it), a webhook has
+    # BUDGET (3 s by default, IVR_WEBHOOK_BUDGET), the breaker fails fast for 0.3 s (1 s by default,
+    # IVR_STORE_COOLDOWN), and the reconciler closes calls silent for 0.5 s, looking every 0.2 s.
     redis_server = RedisServer().start()
-    served = Served(redis_server.url, workers=2, threads=4, log=tmp_path / "server.log",
-                    env={"IVR_RECONCILE_IDLE": "2", "IVR_RECONCILE_EVERY": "0.5"})
+    store_url = f"{redis_server.url}?socket_timeout={REDIS_TIMEOUT}&socket_connect_timeout={REDIS_TIMEOUT}"
+    served = Served(store_url, workers=2, threads=4, log=tmp_path / "server.log",
+                    env={"IVR_WEBHOOK_BUDGET": str(BUDGET), "IVR_STORE_COOLDOWN": "0.3",
+                         "IVR_RECONCILE_IDLE": "0.5", "IVR_RECONCILE_EVERY": "0.2"})
     session = requests.Session()
     try:
         served.start()
@@ -153,8 +160,8 @@ def test_redis_stopped_and_frozen_mid_calls(tmp_path):
         resume = time.monotonic()
         while APOLOGY in new_call(signer, session)[1].text:
             assert time.monotonic() - resume < 5, "service resumes after the freeze"
-            time.sleep(0.2)
-        # the reconciler (idle limit 2 s here) closes the calls whose end never came: no zombies
+            time.sleep(0.05)
+        # the reconciler (idle limit 0.5 s here) closes the calls whose end never came: no zombies
         import redis
 
         from ivr.store.redis import RedisStore
@@ -163,7 +170,7 @@ def test_redis_stopped_and_frozen_mid_calls(tmp_path):
         deadline = time.monotonic() + 8
         while store.stale_calls(-1):
             assert time.monotonic() < deadline, f"zombie calls: {store.stale_calls(-1)}"
-            time.sleep(0.3)
+            time.sleep(0.1)
         lost = [e for e in store.call_log(live[1]["CallSid"]) if e.get("fact") == "lost"]
         assert len(lost) == 1
 
@@ -175,10 +182,11 @@ def test_redis_stopped_and_frozen_mid_calls(tmp_path):
         resume = time.monotonic()
         while APOLOGY in new_call(signer, session)[1].text:
             assert time.monotonic() - resume < 5, "service resumes after Redis is back"
-            time.sleep(0.2)
+            time.sleep(0.05)
         store.close()
         assert redis
     finally:
+        close_sessions(session)
         served.stop()
         redis_server.stop()
     assert "Traceback" not in (tmp_path / "server.log").read_text(errors="replace")
@@ -195,9 +203,10 @@ def _app(path):
     return app, Twilio(app)
 
 
-def test_sqlite_corrupt_file_apology_then_resumes(tmp_path):
+def test_sqlite_corrupt_file_apology_then_resumes(tmp_path, monkeypatch):
     from test_webhooks import TwilioCall
 
+    monkeypatch.setenv("IVR_STORE_COOLDOWN", "0.2")  # the breaker's cooldown (1 s by default)
     path = tmp_path / "calls.db"
     app, twilio = _app(path)
     call = twilio.call()
@@ -211,7 +220,8 @@ def test_sqlite_corrupt_file_apology_then_resumes(tmp_path):
     assert APOLOGY in "".join(xml.itertext())
     with open(path, "r+b") as f:  # the file restored (from a backup)
         f.write(good)
-    time.sleep(1.1)  # the breaker's cooldown, if the failure opened it
+    assert store.cooldown == 0.2
+    time.sleep(store.cooldown + 0.1)  # the breaker's cooldown, if the failure opened it
     assert "欢迎致电" in "".join(twilio.call().said()), "service resumes"
 
 

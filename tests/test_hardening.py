@@ -228,6 +228,17 @@ def test_a_frozen_store_gets_the_apology_within_the_budget(caplog):
         time.sleep(0.2)
 
 
+def test_the_breakers_cooldown_is_one_second_unless_ivr_store_cooldown_says(monkeypatch):
+    from ivr.store import MemoryStore
+    from ivr.store.guard import GuardedStore
+
+    monkeypatch.delenv("IVR_STORE_COOLDOWN", raising=False)
+    assert GuardedStore(MemoryStore()).cooldown == 1.0
+    monkeypatch.setenv("IVR_STORE_COOLDOWN", "0.25")
+    assert GuardedStore(MemoryStore()).cooldown == 0.25
+    assert GuardedStore(MemoryStore(), cooldown=2.0).cooldown == 2.0
+
+
 def test_a_slow_store_is_cut_off_at_the_deadline():
     from ivr.store import MemoryStore, StoreUnavailable
     from ivr.store.guard import GuardedStore, budget
