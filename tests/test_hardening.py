@@ -322,7 +322,7 @@ def test_a_new_call_never_reads_flow_files(tmp_path, monkeypatch):
     assert time.monotonic() - start < 0.5
 
 
-def test_every_worker_serves_the_published_version(tmp_path):
+def test_every_worker_serves_the_published_version(tmp_path, caplog):
     """Issue 12 item 9: a good edit, then a broken one: all new calls, on every worker, hear the good edit."""
     from ivr.call.publish import FlowWatcher
 
@@ -335,10 +335,15 @@ def test_every_worker_serves_the_published_version(tmp_path):
         # a worker's first call starts its sync thread (under `ivr serve`: right after the fork)
         assert "挂失银行卡请按2" in "".join(twilio.call().said())
     watcher = FlowWatcher(workers[0].extensions["ivr"].store, url, [path])
-    edit(path, "挂失银行卡请按2", "银行卡挂失请按2")
-    assert watcher.check() == [path]  # the good edit: validated in a child `ivr publish`, published
-    edit(path, "next: main_menu", "next: nowhere")
-    assert watcher.check() == [path]  # the broken edit: refused, logged
+    with caplog.at_level(logging.INFO, logger="ivr.flows"):
+        edit(path, "挂失银行卡请按2", "银行卡挂失请按2")
+        assert watcher.check() == [path]  # the good edit: validated in a child `ivr publish`, published
+        edit(path, "next: main_menu", "next: nowhere")
+        assert watcher.check() == [path]  # the broken edit: refused, logged
+    logged = [r.getMessage() for r in caplog.records if r.name == "ivr.flows"]
+    assert any(m.startswith(f"published {path}: flow 'bank_hotline'") for m in logged), logged
+    refused = [m for m in logged if "is invalid: not published" in m]
+    assert len(refused) == 1 and f"{path}:" in refused[0] and "Traceback" not in refused[0], logged
     published = workers[0].extensions["ivr"].store.published_flows()["bank_hotline"]
     deadline = time.monotonic() + 1.2  # each worker's sync thread reads the published version at least twice a second
     while any(worker.extensions["ivr"].registry.for_new_call().loaded.version != published for worker in workers):
@@ -350,15 +355,14 @@ def test_every_worker_serves_the_published_version(tmp_path):
 
 
 def test_ivr_publish_refuses_an_invalid_flow_and_names_the_line(tmp_path, ivr):
-    import subprocess
-    import sys
-
+    # in this process; `ivr publish` in a process of its own is what the flow watcher runs, for a good
+    # and a broken edit, in test_every_worker_serves_the_published_version
     path = flows_copy(tmp_path)
     url = f"sqlite:///{tmp_path}/calls.db"
     edit(path, "next: main_menu", "next: nowhere")
-    done = subprocess.run([sys.executable, "-m", "ivr.cli", "publish", str(path), "--store", url],
-                          capture_output=True, text=True, timeout=60)  # the one `ivr publish` in a process of its own
+    done = ivr("publish", str(path), "--store", url)
     assert done.returncode == 1 and "not published" in done.stderr and "Traceback" not in done.stderr
+    assert f"{path}:" in done.stderr and "nowhere" in done.stderr  # names the line
     assert open_store(url).published_flows() == {}
     edit(path, "next: nowhere", "next: main_menu")
     done = ivr("publish", str(path), "--store", url)
