@@ -106,7 +106,7 @@ class Served:
                 self.stop()
                 text = self.log_path.read_text(errors="replace") if self.log_path else ""
                 raise RuntimeError(f"ivr serve did not start: {text[-3000:]}")
-            time.sleep(0.1)
+            time.sleep(0.02)
 
     def workers(self) -> list[int]:
         """The gunicorn workers: children of the master (which is the `ivr serve` process), less the
