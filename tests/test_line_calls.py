@@ -229,7 +229,7 @@ def test_websocket_upgrade_without_a_signature_is_refused_and_sockets_are_bounde
     host, store, app = server
     with pytest.raises(Exception):
         Client.connect(f"ws://{host}/twilio/stream")
-    monkeypatch.setattr(stream_ws, "START_WITHIN", 0.3)
+    monkeypatch.setattr(stream_ws, "START_WITHIN", 0.1)  # 5 s in the product
     ws = Client.connect(f"ws://{host}/twilio/stream", headers=_signed("wss://127.0.0.1/twilio/stream"))
     with pytest.raises((ConnectionClosed, OSError)):
         for _ in range(250):
@@ -293,7 +293,7 @@ def test_a_stream_that_never_stops_is_closed_when_idle_and_freed(server):
     from simple_websocket import Client
 
     host, store, app = server
-    idle = app.extensions["ivr_line"].idle_seconds = 0.3  # 15 s by default
+    idle = app.extensions["ivr_line"].idle_seconds = 0.15  # 15 s by default
     _start_call(store, "CAidle")
     ws = Client.connect(f"ws://{host}/twilio/stream", headers=_signed("wss://127.0.0.1/twilio/stream"))
     for text in list(_twilio_messages("CAidle", np.zeros(1600, dtype=np.int16), call_secret("tok", "CAidle")))[:3]:
