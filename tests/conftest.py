@@ -15,6 +15,33 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
+# Under pytest-xdist (pyproject's addopts: -n auto --dist load) tests are sent to the workers one by
+# one, except these modules, each run whole on one worker: why.
+ONE_WORKER = {
+    "tests/test_calls.py": "one `ivr serve`, and the in-process outcomes the comparison over HTTP reuses",
+    "tests/test_faults.py": "one fault scenario (a gunicorn and its outage) at a time",
+    "tests/test_line.py": "the clip corpus is generated once (espeak-ng, sox)",
+    "tests/test_replay.py": "the calls are recorded once",
+    "tests/test_report.py": "the calls are made once",
+}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """--dist load, but each module of ONE_WORKER is one unit of work. (xdist's own loadgroup, with
+    pytest.mark.xdist_group, groups nothing on pytest 9.2: pytest-xdist issue #1386.) The units are
+    queued largest first, so these modules start early and single tests fill in behind them."""
+    if config.getvalue("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModulesKeptTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return module if module in ONE_WORKER else nodeid
+
+    return ModulesKeptTogether(config, log)
+
 
 @dataclass
 class Ran:

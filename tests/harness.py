@@ -106,15 +106,25 @@ class Served:
                 self.stop()
                 text = self.log_path.read_text(errors="replace") if self.log_path else ""
                 raise RuntimeError(f"ivr serve did not start: {text[-3000:]}")
-            time.sleep(0.1)
+            time.sleep(0.02)
 
     def workers(self) -> list[int]:
-        """The gunicorn workers: children of the master (which is the `ivr serve` process)."""
+        """The gunicorn workers: children of the master (which is the `ivr serve` process), less the
+        master's other child, the background-jobs process (ivr.cli.start_background: flow watcher and
+        reconciler), which is not a worker."""
         try:
             text = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
         except OSError:
             return []
-        return [int(pid) for pid in text.split()]
+        pids = []
+        for pid in text.split():
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:  # gone meanwhile
+                continue
+            if b"background_jobs" not in cmdline:
+                pids.append(int(pid))
+        return pids
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
@@ -125,6 +135,22 @@ class Served:
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
+
+
+def close_sessions(*sessions: requests.Session) -> None:
+    """Close the clients' kept-alive connections before a server is stopped: gunicorn's graceful stop
+    (SIGTERM) waits up to 2 s for them. Session.close() alone does not close them: urllib3 2 closes a
+    pool's connections only when the pool is garbage-collected, and a Response kept in a variable (or a
+    traceback in a reference cycle) keeps its pool alive; so each pool is closed here."""
+    for session in sessions:
+        for adapter in session.adapters.values():
+            pools = adapter.poolmanager.pools
+            for key in pools.keys():
+                try:
+                    pools[key].close()
+                except KeyError:
+                    pass
+        session.close()
 
 
 class Signer:

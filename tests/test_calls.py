@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from harness import close_sessions
 from ivr.simulator.runner import InProcessRun, find_scripts, over_http, run_script
 from ivr.simulator.transcript import describe
 
@@ -104,12 +105,15 @@ def served(tmp_path_factory):
 
 def test_in_process_and_served_calls_hear_the_same(served, in_process_run, local_outcomes):
     transport = over_http(served, TOKEN)
-    for script in SCRIPTS:
-        local = local_outcomes.get(script) or run_script(script, run=in_process_run)  # when run on its own
-        remote = run_script(script, transport, run=in_process_run)  # flows loaded once, here too
-        assert remote.passed, f"{script.name} over HTTP: {explain(remote)}"
-        assert remote.result.transcript.caller_side() == local.result.transcript.caller_side(), script.name
-        assert (remote.result.ended_by, remote.result.duration) == (local.result.ended_by, local.result.duration)
+    try:
+        for script in SCRIPTS:
+            local = local_outcomes.get(script) or run_script(script, run=in_process_run)  # when run on its own
+            remote = run_script(script, transport, run=in_process_run)  # flows loaded once, here too
+            assert remote.passed, f"{script.name} over HTTP: {explain(remote)}"
+            assert remote.result.transcript.caller_side() == local.result.transcript.caller_side(), script.name
+            assert (remote.result.ended_by, remote.result.duration) == (local.result.ended_by, local.result.duration)
+    finally:  # no kept-alive connection left: the server's graceful stop would wait 2 s for it
+        close_sessions(transport.session)
 
 
 def test_ivr_test_against_the_server_with_the_wrong_token_reports_the_signature(served):  # `ivr test`'s own process

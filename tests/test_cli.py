@@ -1,11 +1,13 @@
 """`ivr` itself: every command is there (a module that fails to import fails loudly), --version,
-help for every option, and --format json wherever there are results."""
+help for every option, and --format json wherever there are results.
+
+The commands run in this process (the `ivr` fixture, tests/conftest.py); each has its subprocess
+smoke test beside its other tests (`ivr validate` in test_flow_errors.py, `ivr graph` in
+test_graph.py, `ivr test` in test_calls.py, ...)."""
 from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,11 +16,6 @@ from ivr import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMANDS = {"serve", "validate", "schema", "lint", "graph", "report", "simulate", "test", "replay", "publish", "reconcile", "line"}
-
-
-def ivr(*args):
-    return subprocess.run([sys.executable, "-m", "ivr.cli", *args], cwd=ROOT, capture_output=True, text=True,
-                          encoding="utf-8", timeout=120)
 
 
 def subparsers(parser):
@@ -36,7 +33,7 @@ def test_no_command_is_imported_by_name():
     assert "import_module" not in text and "DELEGATED" not in text
 
 
-def test_version():
+def test_version(ivr):
     done = ivr("--version")
     assert done.returncode == 0 and done.stdout.startswith("ivr ") and done.stdout.strip() != "ivr"
 
@@ -63,7 +60,7 @@ def test_format_json_is_offered(command):
     assert "json" in fmt.choices
 
 
-def test_validate_json():
+def test_validate_json(ivr):
     done = ivr("validate", "--format", "json", "call_flows")
     data = json.loads(done.stdout)
     assert done.returncode == 0 and data["failed"] == 0 and {f["flow"] for f in data["flows"]} == {
@@ -73,17 +70,17 @@ def test_validate_json():
     assert bad.returncode == 1 and data["flows"][0]["problems"][0]["line"] >= 1
 
 
-def test_graph_json():
+def test_graph_json(ivr):
     done = ivr("graph", "--format", "json", "call_flows/bank_hotline.yaml")
     data = json.loads(done.stdout)
     assert done.returncode == 0 and {n["name"] for n in data["nodes"]} >= {"greeting", "main_menu"}
 
 
-def test_test_json():
+def test_test_json(ivr):
     done = ivr("test", "--format", "json", "tests/calls/e2_silent_line_zh.yaml")
     assert json.loads(done.stdout)["passed"] == 1, done.stderr
 
 
-def test_png_needs_a_file():
+def test_png_needs_a_file(ivr):
     done = ivr("graph", "--format", "png", "call_flows/bank_hotline.yaml")
     assert done.returncode == 1 and "--out" in done.stderr and done.stdout == ""

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from harness import FLOWS, TOKEN, RedisServer, Served, Signer
+from harness import FLOWS, TOKEN, RedisServer, Served, Signer, close_sessions
 from ivr.simulator.runner import find_scripts, run_script
 from ivr.simulator.transport import HttpTransport, Reply, SimulatorError
 
@@ -25,7 +25,8 @@ REPO = Path(__file__).resolve().parent.parent
 BOTH_FLOWS = [FLOWS / "bank_hotline.yaml", FLOWS / "bank_hotline_en.yaml"]
 SCRIPTS = [p for p in find_scripts([REPO / "tests" / "calls"]) if p.stem.startswith(("e9_", "e10_", "e2_", "e15_"))]
 APOLOGY = "非常抱歉"
-BUDGET = 3.0
+BUDGET = 1.0  # the served app's webhook budget in the Redis test (IVR_WEBHOOK_BUDGET; 3 s by default)
+REDIS_TIMEOUT = 0.3  # its Redis socket timeouts (in the store URL; 1 s by default)
 
 needs_redis = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server not installed")
 
@@ -62,6 +63,14 @@ def new_call(signer: Signer, session: requests.Session) -> tuple[dict, requests.
     return common, signer.post(session, "/twilio/voice", common, timeout=20)
 
 
+def wait_for(condition, timeout: float, what: str, every: float = 0.02) -> None:
+    """Poll `condition` until it holds; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(every)
+
+
 # --- a gunicorn worker killed in the middle of calls ----------------------------------------------
 
 def test_sigkill_of_a_worker_mid_calls_every_call_completes(tmp_path):
@@ -85,13 +94,18 @@ def test_sigkill_of_a_worker_mid_calls_every_call_completes(tmp_path):
         threads = [threading.Thread(target=caller, args=(n,)) for n in range(8)]
         for t in threads:
             t.start()
+        wait_for(lambda: len(outcomes) >= 4, 30, "calls are being answered before the first kill")
         killed = []
         for _ in range(2):  # kill a worker twice while calls are in flight; gunicorn starts new ones
-            time.sleep(1.0)
             victim = served.workers()[0]
+            done_before = len(outcomes)
             os.kill(victim, signal.SIGKILL)
             killed.append(victim)
-        time.sleep(1.5)
+            # the calls go on: gunicorn has replaced the worker, and calls that were in flight at the kill
+            # (8 callers, always mid-call) and calls begun after it have completed
+            wait_for(lambda: len(set(served.workers()) - set(killed)) == 2 and len(outcomes) >= done_before + 8,
+                     30, "a new worker and calls completed after the kill")
+        wait_for(lambda: len(outcomes) > 20, 30, "enough calls")
         stop.set()
         for t in threads:
             t.join(timeout=60)
@@ -100,6 +114,8 @@ def test_sigkill_of_a_worker_mid_calls_every_call_completes(tmp_path):
         assert not failed, failed[:3]
         assert sum(t.server_errors for t in transports) == 0, "no 5xx, even mid-crash"
     finally:
+        stop.set()
+        close_sessions(*(t.session for t in transports))
         served.stop()
     assert "Traceback" not in (tmp_path / "server.log").read_text(errors="replace")
 
@@ -108,9 +124,19 @@ def test_sigkill_of_a_worker_mid_calls_every_call_completes(tmp_path):
 
 @needs_redis
 def test_redis_stopped_and_frozen_mid_calls(tmp_path):
+    # The product's limits, scaled down together so the outages take fractions of a second: Redis
+    # gives up on a silent socket after REDIS_TIMEOUT (1 s by default; the URL sets it), a webhook has
+    # BUDGET (3 s by default, IVR_WEBHOOK_BUDGET), the breaker fails fast for 0.2 s (1 s by default,
+    # IVR_STORE_COOLDOWN), and the reconciler closes calls silent for 0.5 s (longer than the calls below take to
+    # set up before the freeze), looking every 0.5 s. The stop below begins right after the round that
+    # closed the last zombie and is over well before the next round: a round that finds the store down
+    # logs a traceback (ivr.call.every), which this test would report (0.5 s and the 0.3 s poll here
+    # before had a margin of ~0.05 s).
     redis_server = RedisServer().start()
-    served = Served(redis_server.url, workers=2, threads=4, log=tmp_path / "server.log",
-                    env={"IVR_RECONCILE_IDLE": "2", "IVR_RECONCILE_EVERY": "0.5"})
+    store_url = f"{redis_server.url}?socket_timeout={REDIS_TIMEOUT}&socket_connect_timeout={REDIS_TIMEOUT}"
+    served = Served(store_url, workers=2, threads=4, log=tmp_path / "server.log",
+                    env={"IVR_WEBHOOK_BUDGET": str(BUDGET), "IVR_STORE_COOLDOWN": "0.2",
+                         "IVR_RECONCILE_IDLE": "0.5", "IVR_RECONCILE_EVERY": "0.5"})
     session = requests.Session()
     try:
         served.start()
@@ -138,8 +164,8 @@ def test_redis_stopped_and_frozen_mid_calls(tmp_path):
         resume = time.monotonic()
         while APOLOGY in new_call(signer, session)[1].text:
             assert time.monotonic() - resume < 5, "service resumes after the freeze"
-            time.sleep(0.2)
-        # the reconciler (idle limit 2 s here) closes the calls whose end never came: no zombies
+            time.sleep(0.05)
+        # the reconciler (idle limit 0.5 s here) closes the calls whose end never came: no zombies
         import redis
 
         from ivr.store.redis import RedisStore
@@ -148,7 +174,7 @@ def test_redis_stopped_and_frozen_mid_calls(tmp_path):
         deadline = time.monotonic() + 8
         while store.stale_calls(-1):
             assert time.monotonic() < deadline, f"zombie calls: {store.stale_calls(-1)}"
-            time.sleep(0.3)
+            time.sleep(0.02)
         lost = [e for e in store.call_log(live[1]["CallSid"]) if e.get("fact") == "lost"]
         assert len(lost) == 1
 
@@ -160,10 +186,11 @@ def test_redis_stopped_and_frozen_mid_calls(tmp_path):
         resume = time.monotonic()
         while APOLOGY in new_call(signer, session)[1].text:
             assert time.monotonic() - resume < 5, "service resumes after Redis is back"
-            time.sleep(0.2)
+            time.sleep(0.05)
         store.close()
         assert redis
     finally:
+        close_sessions(session)
         served.stop()
         redis_server.stop()
     assert "Traceback" not in (tmp_path / "server.log").read_text(errors="replace")
@@ -180,9 +207,10 @@ def _app(path):
     return app, Twilio(app)
 
 
-def test_sqlite_corrupt_file_apology_then_resumes(tmp_path):
+def test_sqlite_corrupt_file_apology_then_resumes(tmp_path, monkeypatch):
     from test_webhooks import TwilioCall
 
+    monkeypatch.setenv("IVR_STORE_COOLDOWN", "0.2")  # the breaker's cooldown (1 s by default)
     path = tmp_path / "calls.db"
     app, twilio = _app(path)
     call = twilio.call()
@@ -196,7 +224,8 @@ def test_sqlite_corrupt_file_apology_then_resumes(tmp_path):
     assert APOLOGY in "".join(xml.itertext())
     with open(path, "r+b") as f:  # the file restored (from a backup)
         f.write(good)
-    time.sleep(1.1)  # the breaker's cooldown, if the failure opened it
+    assert store.cooldown == 0.2
+    time.sleep(store.cooldown + 0.1)  # the breaker's cooldown, if the failure opened it
     assert "欢迎致电" in "".join(twilio.call().said()), "service resumes"
 
 

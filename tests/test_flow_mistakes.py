@@ -7,7 +7,7 @@ import time
 import pytest
 
 from ivr.flow import FlowError, load_flow_text
-from tests.test_flow_errors import GOOD
+from test_flow_errors import GOOD
 
 
 def problems(text: str):

@@ -5,6 +5,7 @@ import base64
 import gc
 import json
 import logging
+import os
 import shutil
 import sys
 import wave
@@ -27,16 +28,51 @@ sys.path.insert(0, str(REPO / "bench"))
 # -- the analyser on clips it was not tuned on ------------------------------------------------
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
+def corpus(request, tmp_path_factory):
+    """The TEST split only: other voices, seeds and noise colours than the thresholds were tuned on.
+    The clips are deterministic (seeded), so they are kept in pytest's cache (.pytest_cache) under a
+    key made of everything that shapes them: the generator's code, the counts, numpy's version and
+    espeak-ng's and sox's. Any change there, or no cache (-p no:cacheprovider), generates them anew."""
     missing = [t for t in ("espeak-ng", "sox") if shutil.which(t) is None]
     if missing:
         pytest.skip(f"{' and '.join(missing)} not installed (apt-get install espeak-ng sox; .ci/run does)")
     import line_corpus
 
+    cache = getattr(request.config, "cache", None)
+    if cache is None:
+        return line_corpus.generate(tmp_path_factory.mktemp("line_corpus"), line_corpus.SMALL_COUNTS, jobs=2)
+    kept = cache.mkdir(f"line_corpus_{corpus_key(line_corpus)}")
+    listed = kept / "rows.json"
+    if listed.is_file():
+        rows = json.loads(listed.read_text(encoding="utf-8"))
+        for row in rows:
+            row["path"] = str(kept / row["path"])
+        if all(Path(row["path"]).is_file() for row in rows):
+            return rows
     out = tmp_path_factory.mktemp("line_corpus")
-    # the TEST split only: other voices, seeds and noise colours than the thresholds were tuned on
     rows = line_corpus.generate(out, line_corpus.SMALL_COUNTS, jobs=2)
+    for row in rows:  # copied in, then listed: a listed clip is always complete
+        clip = Path(row["path"])
+        (kept / clip.relative_to(out)).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(clip, kept / clip.relative_to(out))
+    relative = [{**row, "path": str(Path(row["path"]).relative_to(out))} for row in rows]
+    partial = kept / f"rows.json.{os.getpid()}"
+    partial.write_text(json.dumps(relative, ensure_ascii=False), encoding="utf-8")
+    os.replace(partial, listed)
     return rows
+
+
+def corpus_key(line_corpus) -> str:
+    import hashlib
+    import subprocess
+
+    from ivr.simulator import line_audio
+
+    parts = [Path(line_corpus.__file__).read_bytes(), Path(line_audio.__file__).read_bytes(),
+             repr(line_corpus.SMALL_COUNTS).encode(), np.__version__.encode()]
+    for tool in ("espeak-ng", "sox"):
+        parts.append(subprocess.run([tool, "--version"], capture_output=True).stdout)
+    return hashlib.sha256(b"\0".join(parts)).hexdigest()[:16]
 
 
 def read_pcm(path) -> np.ndarray:

@@ -161,7 +161,8 @@ def server():
     app = create_app([str(ZH)], store=store, auth_token="tok")
     app.extensions["ivr_line"].idle_seconds = 1.0
     srv = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    # shutdown() waits for serve_forever to look at its flag again: every 0.5 s by default
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     yield f"127.0.0.1:{srv.server_port}", store, app
     srv.shutdown()
@@ -228,7 +229,7 @@ def test_websocket_upgrade_without_a_signature_is_refused_and_sockets_are_bounde
     host, store, app = server
     with pytest.raises(Exception):
         Client.connect(f"ws://{host}/twilio/stream")
-    monkeypatch.setattr(stream_ws, "START_WITHIN", 0.3)
+    monkeypatch.setattr(stream_ws, "START_WITHIN", 0.1)  # 5 s in the product
     ws = Client.connect(f"ws://{host}/twilio/stream", headers=_signed("wss://127.0.0.1/twilio/stream"))
     with pytest.raises((ConnectionClosed, OSError)):
         for _ in range(250):
@@ -292,18 +293,23 @@ def test_a_stream_that_never_stops_is_closed_when_idle_and_freed(server):
     from simple_websocket import Client
 
     host, store, app = server
+    idle = app.extensions["ivr_line"].idle_seconds = 0.15  # 15 s by default
     _start_call(store, "CAidle")
     ws = Client.connect(f"ws://{host}/twilio/stream", headers=_signed("wss://127.0.0.1/twilio/stream"))
     for text in list(_twilio_messages("CAidle", np.zeros(1600, dtype=np.int16), call_secret("tok", "CAidle")))[:3]:
         ws.send(text)
+    last_sent = time.monotonic()
     streams = app.extensions["ivr_line"].streams
     deadline = time.time() + 1
     while len(streams) == 0 and time.time() < deadline:
         time.sleep(0.01)
     assert len(streams) == 1
-    time.sleep(1.5)  # idle_seconds is 1 s here: the server closes the socket and forgets the stream
-    assert len(streams) == 0
-    assert not ws.connected  # the server closed it
+    # the server closes the socket and forgets the stream once it has been silent for `idle` seconds
+    deadline = last_sent + 5
+    while len(streams) or ws.connected:
+        assert time.monotonic() < deadline, "the idle stream is closed and forgotten"
+        time.sleep(0.01)
+    assert time.monotonic() - last_sent >= idle, "not before it was idle"
 
 
 # --- the scorecard's line part ---------------------------------------------------------------------

@@ -471,8 +471,8 @@ def test_a_call_cut_off_on_hold_is_a_drop_not_a_hang_up():
     assert card["dropped"] == [] and card["hung_up_on_hold"] == [{"step": "h", "waited": 19.0}]
 
 
-def test_cli_html_goes_to_a_temp_folder_not_the_repo(store_url):
-    done = run_cli("--store", store_url, "--format", "html")
+def test_cli_html_goes_to_a_temp_folder_not_the_repo(store_url, sids, ivr):  # ivr: run from the repository
+    done = ivr("report", "--store", store_url, "--format", "html")
     assert done.returncode == 0, done.stderr
     written = Path(done.stdout.strip().removeprefix("wrote "))
     assert written.is_file() and REPO not in written.parents and not (REPO / "report.html").exists()

@@ -9,8 +9,9 @@ keep every answer well inside Twilio's limit:
   operation that would start after it raises StoreUnavailable at once, and SQLite's busy wait is
   capped to what is left of it (Redis already gives up on a silent socket after 1 s);
 - a circuit breaker per process (GuardedStore): after a StoreUnavailable (timeout, refused
-  connection, locked database) every operation fails fast for `cooldown` seconds; then one
-  operation probes the store and the breaker closes again if it answers.
+  connection, locked database) every operation fails fast for `cooldown` seconds (1 s by default,
+  or $IVR_STORE_COOLDOWN); then one operation probes the store and the breaker closes again if it
+  answers.
 
 Either way the caller hears the flow's apology and fallback (the call session's `fail`), within
 the budget. The deadline is thread-local, so the background threads (flow refresher, reconciler,
@@ -19,6 +20,7 @@ WAL checkpoints) are bounded only by the store's own timeouts and the breaker.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from contextlib import contextmanager
@@ -27,7 +29,7 @@ from ivr.store.base import CallStore, StoreUnavailable
 
 log = logging.getLogger("ivr.store")
 DEFAULT_BUDGET = 3.0  # seconds for a whole webhook, well under Twilio's 15 s
-DEFAULT_COOLDOWN = 1.0
+DEFAULT_COOLDOWN = 1.0  # seconds the breaker fails fast before it probes; IVR_STORE_COOLDOWN overrides it
 
 _local = threading.local()
 
@@ -52,7 +54,9 @@ def remaining() -> float | None:
 class GuardedStore(CallStore):
     """A CallStore that honours the request's deadline and fails fast while its backend is unavailable."""
 
-    def __init__(self, inner: CallStore, cooldown: float = DEFAULT_COOLDOWN):
+    def __init__(self, inner: CallStore, cooldown: float | None = None):
+        if cooldown is None:
+            cooldown = float(os.environ.get("IVR_STORE_COOLDOWN") or DEFAULT_COOLDOWN)
         self.inner, self.cooldown = inner, cooldown
         self._lock = threading.Lock()
         self._open_until = 0.0   # monotonic time before which every operation fails fast
