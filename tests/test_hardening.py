@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 import xml.etree.ElementTree as ET
 
@@ -454,3 +455,28 @@ def test_ivr_reconcile_command(tmp_path):
     done = subprocess.run([sys.executable, "-m", "ivr.cli", "reconcile", "--store", url, "--idle", "-1"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and "1 call(s) closed as lost" in done.stdout and call.sid in done.stdout
+
+
+def test_a_reconciler_round_with_the_store_down_is_one_log_line_not_a_traceback(caplog):
+    """In an outage every round fails: each says so in one line (a traceback per round buried the log)."""
+    from harness import RedisServer
+
+    from ivr.call.every import Every
+    from ivr.call.reconcile import reconcile
+    from ivr.store.redis import RedisStore
+
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server not installed")
+    server = RedisServer().start()
+    store = RedisStore(server.url)
+    server.stop()  # the store goes down: every round fails
+    caplog.set_level(logging.WARNING, logger="ivr.call")
+    job = Every("reconciler", 0.02, lambda: reconcile(store, 60)).start()
+    deadline = time.monotonic() + 5
+    while len(caplog.records) < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    job.stop()
+    rounds = [r for r in caplog.records if r.name == "ivr.call"]
+    assert len(rounds) >= 3, "the rounds go on"
+    assert all(r.levelname == "WARNING" and r.exc_info is None for r in rounds)
+    assert "reconciler: the store failed this round" in rounds[0].getMessage()

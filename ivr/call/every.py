@@ -6,6 +6,8 @@ import logging
 import threading
 from typing import Callable
 
+from ivr.store import StoreError
+
 log = logging.getLogger("ivr.call")
 
 
@@ -25,5 +27,8 @@ class Every:
         while not self._stop.wait(self.seconds):
             try:
                 self.job()
+            except StoreError as exc:  # the store down or frozen: expected in an outage, one line each round
+                log.warning("%s: the store failed this round (%s); the next one runs in %g s", self.name, exc,
+                            self.seconds)
             except Exception:  # noqa: BLE001 - the job must outlive any one bad moment (a store down, a bad file)
-                log.exception("%s: this round failed; the next one runs in %.0f s", self.name, self.seconds)
+                log.exception("%s: this round failed; the next one runs in %g s", self.name, self.seconds)

@@ -83,7 +83,7 @@ def reconcile(store: CallStore, limit: float) -> list[str]:
                        {**facts.CallEnded("lost").to_dict(), "kind": "note"}]
             if store.end_call(sid, state, entries, expected_turn=call.turn):
                 closed.append(sid)
-                log.warning("call %s closed as lost: no webhook for over %.0f s (its status callback never came; "
+                log.warning("call %s closed as lost: no webhook for over %g s (its status callback never came; "
                             "it was at step %s)", sid, idle, call.state.get("step"))
         except StoreError as exc:
             log.warning("could not reconcile call %s: %s", sid, exc)
@@ -108,7 +108,7 @@ def run(args) -> int:
 
     limit = args.idle or idle_limit([load_flow(p).flow for p in flow_paths(args.flows or [str(DEFAULT_FLOW)])])
     closed = reconcile(open_store(args.store), limit)
-    print(f"{len(closed)} call(s) closed as lost (no webhook for over {limit:.0f} s)", file=sys.stdout)
+    print(f"{len(closed)} call(s) closed as lost (no webhook for over {limit:g} s)", file=sys.stdout)
     for sid in closed:
         print(f"  {sid}")
     return 0
