@@ -211,6 +211,8 @@ def cmd_serve(args) -> int:
             self.cfg.set("threads", args.threads)
             self.cfg.set("worker_class", "gthread")  # a Media Stream WebSocket holds a thread for its call
             self.cfg.set("accesslog", "-" if args.access_log else None)
+            if "control_socket_disable" in self.cfg.settings:  # gunicorn 27's control socket is one path per
+                self.cfg.set("control_socket_disable", True)   # user: two servers on a host would share it
             # each worker adopts the published flow versions before it serves (ivr.call.registry)
             self.cfg.set("post_fork", lambda server, worker: app.extensions["ivr"].registry.start_syncing())
 
