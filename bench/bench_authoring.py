@@ -96,26 +96,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "authoring.json"))
-    parser.add_argument("--libyaml", action="store_true",
-                        help="projection: parse the YAML with PyYAML's libyaml binding (yaml.CSafeLoader) instead "
-                             "of the pure-Python SafeLoader ivr/flow/source.py uses today")
     args = parser.parse_args(argv)
-    if args.libyaml:
-        import yaml
-
-        import ivr.flow.source as source
-
-        class _Yaml:  # the loader's module sees yaml.compose with the C parser; nothing else changes
-            def __getattr__(self, name):
-                return getattr(yaml, name)
-
-            @staticmethod
-            def compose(text, Loader=None):
-                return yaml.compose(text, Loader=yaml.CSafeLoader)
-
-        source.yaml = _Yaml()
-        if args.out.endswith("authoring.json"):
-            args.out = args.out.replace("authoring.json", "authoring_libyaml.json")
     measure(50)  # warm up imports and caches
     rows = []
     print(f"{'steps':>7} {'load+validate':>14} {'lint':>8} {'graph':>8} {'total':>8} {'findings':>9}")
@@ -125,7 +106,7 @@ def main(argv=None) -> int:
         print(f"{n:>7} {r['load_validate_s']:>13.3f}s {r['lint_s']:>7.3f}s {r['graph_s']:>7.3f}s "
               f"{r['total_s']:>7.3f}s {r['findings']:>9}")
     result = {"python": platform.python_version(), "machine": platform.machine(),
-              "yaml_parser": "libyaml (projection)" if args.libyaml else "PyYAML SafeLoader (as shipped)", "runs": rows}
+              "yaml_parser": "libyaml (ivr/flow/source.py's _FastLoader)", "runs": rows}
     if len(rows) >= 2:
         ratio = rows[-1]["total_s"] / rows[0]["total_s"]
         size_ratio = rows[-1]["steps"] / rows[0]["steps"]
