@@ -17,6 +17,7 @@ import tempfile
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from ivr import settings
 from ivr.call import publish, reconcile
 from ivr.etiquette import lint
 from ivr.etiquette import report
@@ -232,9 +233,10 @@ def start_background(app, args) -> None:
     from ivr.call.reconcile import idle_limit
 
     service = app.extensions["ivr"]
-    limit = float(os.environ.get("IVR_RECONCILE_IDLE") or idle_limit(
-        engine.flow for engine in list(service.registry._by_version.values())))
-    every = float(os.environ.get("IVR_RECONCILE_EVERY") or 30)
+    limit = settings.seconds("IVR_RECONCILE_IDLE", None)
+    if limit is None:
+        limit = idle_limit(engine.flow for engine in list(service.registry._by_version.values()))
+    every = settings.seconds("IVR_RECONCILE_EVERY", 30)
     job = {"store": args.store, "paths": [str(p) for p in service.registry.paths], "flows_dir": args.flows_dir,
            "limit": limit, "every": every, "server": os.getpid()}
     subprocess.Popen([sys.executable, "-c", "import sys, json; from ivr.cli import background_jobs; "
@@ -384,6 +386,9 @@ def main(argv: list[str] | None = None) -> int:
     except StoreError as exc:
         print(f"ivr {args.command}: {exc}", file=sys.stderr)
         return 1
+    except settings.SettingError as exc:
+        print(f"ivr {args.command}: {exc}", file=sys.stderr)
+        return 2
     except BrokenPipeError:  # output piped into `head` and cut short: not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

@@ -84,3 +84,16 @@ def test_test_json(ivr):
 def test_png_needs_a_file(ivr):
     done = ivr("graph", "--format", "png", "call_flows/bank_hotline.yaml")
     assert done.returncode == 1 and "--out" in done.stderr and done.stdout == ""
+
+
+def test_a_setting_that_is_not_a_number_is_one_line_not_a_traceback(tmp_path):
+    import os
+
+    from harness import free_port
+
+    env = {**os.environ, "IVR_WEBHOOK_BUDGET": "three seconds"}
+    done = subprocess.run([sys.executable, "-m", "ivr.cli", "serve", "--port", str(free_port()),
+                           "--store", f"sqlite:///{tmp_path}/calls.db"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=60)  # were the setting taken, the server would run: the timeout fails it
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "IVR_WEBHOOK_BUDGET='three seconds' is not a number of seconds" in done.stderr

@@ -20,11 +20,11 @@ WAL checkpoints) are bounded only by the store's own timeouts and the breaker.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from contextlib import contextmanager
 
+from ivr import settings
 from ivr.store.base import CallStore, StoreUnavailable
 
 log = logging.getLogger("ivr.store")
@@ -56,7 +56,7 @@ class GuardedStore(CallStore):
 
     def __init__(self, inner: CallStore, cooldown: float | None = None):
         if cooldown is None:
-            cooldown = float(os.environ.get("IVR_STORE_COOLDOWN") or DEFAULT_COOLDOWN)
+            cooldown = settings.seconds("IVR_STORE_COOLDOWN", DEFAULT_COOLDOWN)
         self.inner, self.cooldown = inner, cooldown
         self._lock = threading.Lock()
         self._open_until = 0.0   # monotonic time before which every operation fails fast

@@ -37,6 +37,7 @@ from xml.sax.saxutils import escape
 
 from flask import Blueprint, Flask, Response, abort, current_app, request
 
+from ivr import settings
 from ivr.call import facts
 from ivr.call.registry import FlowRegistry
 from ivr.call.session import CallProblem, CallSession, Misdirected
@@ -98,10 +99,10 @@ def create_app(flows: list[str] | None = None, flows_dir: str | None = None, sto
         log.warning("TWILIO_AUTH_TOKEN is not set: webhook signatures are NOT checked. "
                     "Anyone who can reach this server can drive calls. Set it before going live.")
     app = Flask("ivr")
-    limit = max_request_bytes or int(env.get("IVR_MAX_REQUEST_BYTES") or MAX_REQUEST_BYTES)
+    limit = max_request_bytes or settings.whole("IVR_MAX_REQUEST_BYTES", MAX_REQUEST_BYTES)
     app.config["MAX_CONTENT_LENGTH"] = limit  # werkzeug also stops a chunked body at the limit (413)
     app.config["MAX_FORM_MEMORY_SIZE"] = limit
-    budget = budget or float(env.get("IVR_WEBHOOK_BUDGET") or guard.DEFAULT_BUDGET)
+    budget = budget or settings.seconds("IVR_WEBHOOK_BUDGET", guard.DEFAULT_BUDGET)
     app.extensions["ivr"] = Service(registry, store, token or None, public_url or env.get("IVR_PUBLIC_URL"), budget,
                                     shared_key=env.get("TWILIO_WEBHOOK_SHARED_KEY") or None)
     app.register_blueprint(bp)

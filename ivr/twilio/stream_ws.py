@@ -18,13 +18,13 @@ connection. So that sockets can never take every thread from the webhooks:
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 
 from flask import Blueprint, abort, current_app, request
 from flask_sock import Sock
 
+from ivr import settings
 from ivr.media.live import STREAM_PATH, LineService
 
 log = logging.getLogger("ivr.twilio.stream")
@@ -83,7 +83,7 @@ def stream(ws):
 def install(app, service: LineService) -> None:
     """Add the endpoint to the app (additive: its own blueprint and extension key)."""
     app.extensions["ivr_line"] = service
-    slots = threading.BoundedSemaphore(limit := int(os.environ.get("IVR_MAX_STREAMS") or MAX_STREAMS))
+    slots = threading.BoundedSemaphore(limit := settings.whole("IVR_MAX_STREAMS", MAX_STREAMS))
     slots.limit = limit
     app.extensions["ivr_line_slots"] = slots
     app.register_blueprint(bp)
