@@ -88,6 +88,8 @@ def test_png_needs_a_file(ivr):
 
 def test_a_setting_that_is_not_a_number_is_one_line_not_a_traceback(tmp_path):
     import os
+    import subprocess
+    import sys
 
     from harness import free_port
 
