@@ -170,5 +170,6 @@ class Signatures:
 
 
 def _refuse(req, why: str) -> None:
+    """403; the reason goes to our log only (the caller of a forged request learns nothing of the setup)."""
     log.warning("rejected %s %s: %s", req.method, one_line(req.path), why)
-    abort(403, why)
+    abort(403, "invalid or missing X-Twilio-Signature")
