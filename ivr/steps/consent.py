@@ -123,10 +123,6 @@ def unsure_again(run) -> list[str]:
     return [run.text(consent.unsure), run.text(consent.hint)]
 
 
-def ask_consent(run, spec) -> None:
-    run.ask(spec.reason, spec.ask, run.etiquette.consent.hint)
-
-
 def note_consent(run, about: str, given: bool) -> None:
     run.note(facts.Chose("consent", step=run.state.step, about=about, given=given))
 
@@ -150,6 +146,16 @@ class AskingMachine(CallMachine):
 
     def yes(self, yes: bool) -> bool:
         return yes
+
+    def ask(self) -> None:
+        """The reason, the question, then how to answer by keypad (E9, E10)."""
+        run = self.run
+        run.ask(run.spec.reason, run.spec.ask, run.etiquette.consent.hint)
+
+    def offer(self, phase: str, wording: str) -> None:
+        """Say the choices of `phase` and listen: the listening offers that phase's keys and hints."""
+        self.run.state.phase = phase
+        self.run.ask(wording)
 
     def go_next(self) -> None:
         self.run.goto(self.run.step.next)

@@ -12,8 +12,8 @@ from ivr.engine.machines import fire
 from ivr.engine.speech import speech_seconds
 from ivr.flow.types import PositiveDuration, StepName, Strict, Text, duration_text
 from ivr.steps.base import Kind, Way, register
-from ivr.steps.consent import (AskingMachine, ask_consent, consent_choices, note_consent, offer_choices,
-                               offer_ways, spoken_consent)
+from ivr.steps.consent import (AskingMachine, consent_choices, note_consent, offer_choices, offer_ways,
+                               spoken_consent)
 
 CHECK_IN_MIN_REMAINING = 8  # seconds: closer to the limit, the at-limit words come instead
 
@@ -70,9 +70,6 @@ class HoldMachine(AskingMachine):
         return offer == "keep_waiting"
 
     # actions
-    def ask(self) -> None:
-        ask_consent(self.run, self.run.spec)
-
     def start_hold(self) -> None:
         run, spec = self.run, self.run.spec
         run.say(run.etiquette.hold.start)
@@ -83,16 +80,14 @@ class HoldMachine(AskingMachine):
         self.run.goto(self.run.spec.if_declined)
 
     def offer_instead(self) -> None:
-        self.run.state.phase = "declined"  # the listen below offers this phase's choices (hints, keys)
-        self.run.ask(self.run.etiquette.hold.declined)
+        self.offer("declined", self.run.etiquette.hold.declined)
 
     def thank_and_go_if_limit(self) -> None:  # the flow's own way on, after the thanks (E9)
         self.run.say(self.run.etiquette.hold.returning)
         self.run.goto(self.run.spec.if_limit)
 
     def offer_at_limit(self) -> None:
-        self.run.state.phase = "at_limit"  # the listen below offers this phase's choices (hints, keys)
-        self.run.ask(self.run.etiquette.hold.at_limit)
+        self.offer("at_limit", self.run.etiquette.hold.at_limit)
 
 
 @register

@@ -13,8 +13,8 @@ from ivr.engine import events as ev
 from ivr.engine.machines import fire
 from ivr.flow.types import PositiveDuration, StepName, Strict, Text, duration_text
 from ivr.steps.base import Kind, Way, register
-from ivr.steps.consent import (AskingMachine, ask_consent, consent_choices, note_consent, offer_choices,
-                               offer_ways, spoken_consent)
+from ivr.steps.consent import (AskingMachine, consent_choices, note_consent, offer_choices, offer_ways,
+                               spoken_consent)
 from ivr.steps.hold import required
 
 PHONE_PATTERN = r"^\+?[0-9]{3,15}$"
@@ -68,9 +68,6 @@ class TransferMachine(AskingMachine):
     def tries_again(self, offer: str) -> bool:
         return offer == "try_again"
 
-    def ask(self) -> None:
-        ask_consent(self.run, self.run.spec)
-
     def ring(self) -> None:
         run, spec = self.run, self.run.spec
         run.say(run.etiquette.transfer.connecting)
@@ -87,8 +84,7 @@ class TransferMachine(AskingMachine):
         self.run.goto(self.run.spec.if_unanswered)
 
     def offer_after_no_answer(self) -> None:
-        self.run.state.phase = "unanswered"  # the listen below offers this phase's choices (hints, keys)
-        self.run.ask(self.run.etiquette.transfer.unanswered)
+        self.offer("unanswered", self.run.etiquette.transfer.unanswered)
 
 
 @register
