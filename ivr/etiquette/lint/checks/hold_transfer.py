@@ -22,9 +22,18 @@ def is_question(lint: Lint, text: str) -> bool:
     return "?" in normal(text) or lint.rules.has_any(text, lint.rules.words("question_markers"))
 
 
-def _said(text: str) -> float | None:
-    found = said_durations(text)
+def _promised(spec) -> float | None:
+    """The longest wait a hold's or transfer's reason and question tell the caller of (None: none)."""
+    found = said_durations(" ".join(t for t in (spec.reason, spec.ask) if t))
     return max(found) if found else None
+
+
+def _must_ask(lint: Lint, rule: str, kind: str, at: tuple, ask: str | None, example: str) -> None:
+    """E9, E10: the caller is asked whether they mind, in a question."""
+    if ask is not None and not is_question(lint, ask):
+        lint.report(rule, f"{kind}-not-asked", "error", at + ("ask",),
+                    f"the {kind}'s ask: \"{ask}\" is not a question; the caller must be asked if they mind",
+                    f"ask a question, e.g. {example}")
 
 
 @check
@@ -34,12 +43,9 @@ def e9_hold(lint: Lint) -> None:
         if not step.hold:
             continue
         at, hold = ("steps", name, "hold"), step.hold
-        if hold.ask is not None and not is_question(lint, hold.ask):
-            lint.report("E9", "hold-not-asked", "error", at + ("ask",),
-                        f"the hold's ask: \"{hold.ask}\" is not a question; the caller must be asked if they mind",
-                        "ask a question, e.g. 麻烦您稍等一下好吗? / May I put you on hold for a moment?")
+        _must_ask(lint, "E9", "hold", at, hold.ask, "麻烦您稍等一下好吗? / May I put you on hold for a moment?")
         if hold.limit is not None:
-            said = _said(" ".join(t for t in (hold.reason, hold.ask) if t))
+            said = _promised(hold)
             if said is None:
                 lint.report("E9", "hold-no-duration", "error", at + ("reason",),
                             f"the caller is not told how long the hold may take (limit: {spoken(hold.limit, 'en')})",
@@ -94,11 +100,8 @@ def e10_transfer(lint: Lint) -> None:
             lint.report("E10", "transfer-no-ring-limit", "error", at,
                         "the transfer has no ring limit: how long the caller waits for an agent is not decided here",
                         f"add ring_limit: (e.g. ring_limit: {round(limit)}s)")
-        if tr.ask is not None and not is_question(lint, tr.ask):
-            lint.report("E10", "transfer-not-asked", "error", at + ("ask",),
-                        f"the transfer's ask: \"{tr.ask}\" is not a question; the caller must be asked if they mind",
-                        "ask a question, e.g. 请问可以吗? / Is that all right?")
-        said = _said(" ".join(t for t in (tr.reason, tr.ask) if t))
+        _must_ask(lint, "E10", "transfer", at, tr.ask, "请问可以吗? / Is that all right?")
+        said = _promised(tr)
         if said is not None and not agrees(said, limit):
             lint.report("E10", "transfer-duration-mismatch", "error", at + ("reason",),
                         f"the caller is told about {spoken(said, language)}, but the transfer rings for up to "
