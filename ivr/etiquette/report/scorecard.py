@@ -189,20 +189,12 @@ def caller_input(log: CallLog) -> list[str]:
     return out
 
 
+FLAGS = (("in_progress", "in progress"), ("hold_breaches", "breach"), ("dropped", "dropped"),
+         ("hung_up_on_hold", "hung up on hold"), ("fallbacks", "fallback"), ("lost", "lost"))
+
+
 def flags(card: dict) -> list[str]:
-    out = []
-    if card["in_progress"]:
-        out.append("in progress")
-    if card["hold_breaches"]:
-        out.append("breach")
-    if card["dropped"]:
-        out.append("dropped")
-    if card["hung_up_on_hold"]:
-        out.append("hung up on hold")
-    if card["fallbacks"]:
-        out.append("fallback")
-    if card["lost"]:
-        out.append("lost")
+    out = [label for key, label in FLAGS if card[key]]
     if any(x["consent"] is not True for x in card["holds"] + card["transfers"] if x.get("outcome") != "no-consent"):
         out.append("no consent")
     if card["hung_up_first"] == "engine, without goodbye":

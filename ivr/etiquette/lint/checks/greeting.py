@@ -64,21 +64,22 @@ def _named_before(rules: Rules, text: str, tail_ins: list[str]) -> bool:
     return False
 
 
+def _says_variable(rules: Rules, flow: Flow, text: str, which: str) -> bool:
+    """`text` holds the flow's {org} / {agent} variable (as the rules name it), or that variable's value."""
+    var = rules.section("greeting").get(f"{which}_variable", which)
+    value = flow.variables.get(var, "")
+    return "{" + var + "}" in text or bool(value and value in text)
+
+
 def names_org(rules: Rules, flow: Flow, text: str) -> bool:
-    g = rules.section("greeting")
-    var = g.get("org_variable", "org")
-    org = flow.variables.get(var, "")
-    if "{" + var + "}" in text or (org and org in text):
+    if _says_variable(rules, flow, text, "org"):
         return True
     # the organisation spelled out in plain text after "欢迎致电" / "thank you for calling"
     return _named_after(rules, text, rules.words("greeting", "org_lead_ins"))
 
 
 def names_agent(rules: Rules, flow: Flow, text: str) -> bool:
-    g = rules.section("greeting")
-    var = g.get("agent_variable", "agent")
-    agent = flow.variables.get(var, "")
-    if "{" + var + "}" in text or (agent and agent in text):
+    if _says_variable(rules, flow, text, "agent"):
         return True
     return (_named_after(rules, text, rules.words("greeting", "agent_lead_ins"))
             or _named_before(rules, text, rules.words("greeting", "agent_tail_ins")))
