@@ -20,9 +20,7 @@ import argparse
 import json
 import platform
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,6 +28,10 @@ from pathlib import Path
 
 from ivr.store import MemoryStore
 from ivr.store.sqlite import SqliteStore
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+from harness import RedisServer  # noqa: E402 - the throwaway redis-server the tests start
 
 RESULTS = Path(__file__).resolve().parent / "results" / "stores.json"
 TURNS_PER_CALL = 40   # then a new call starts, so `start` is in the mix as on a real server
@@ -178,27 +180,6 @@ def bytes_after_50_turns_redis(store) -> dict:
             "memory_usage": store._r.memory_usage(key)}
 
 
-def throwaway_redis():
-    server = shutil.which("redis-server")
-    if server is None:
-        return None, None
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    from ivr.store.redis import RedisStore
-    url = f"redis://127.0.0.1:{port}/0"
-    for _ in range(200):
-        try:
-            RedisStore(url).close()
-            return url, proc
-        except Exception:  # noqa: BLE001 - not up yet
-            time.sleep(0.05)
-    proc.kill()
-    return None, None
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=2.0)
@@ -229,10 +210,11 @@ def main() -> int:
         figures["sqlite_statements_per_webhook"] = exact_counts(sqlite_store, count_sqlite_statements)
         figures["bytes_kept_after_50_turns"] = {"sqlite": bytes_after_50_turns_sqlite(f"{tmp}/bytes.db")}
 
-    url, proc = throwaway_redis()
-    if url is None:
+    if shutil.which("redis-server") is None:
         print("redis: not measured (redis-server is not installed)")
     else:
+        redis_server = RedisServer().start()
+        url = redis_server.url
         from ivr.store.redis import RedisStore
         prefixes = iter(range(1000))
 
@@ -249,8 +231,7 @@ def main() -> int:
             figures["bytes_kept_after_50_turns"]["redis"] = bytes_after_50_turns_redis(store)
             store.close()
         finally:
-            proc.terminate()
-            proc.wait()
+            redis_server.stop()
 
     base = timings["memory"]
     print(f"\n{'backend':<22}{'new API ms':>11}{'x memory':>10}   {'old API ms':>11}{'x memory':>10}   old/new")
