@@ -31,7 +31,10 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(BENCH.parent))
 
+sys.path.insert(0, str(BENCH.parent / "tests"))
+
 from bench_core import CALL, TOKEN, synthetic_flow  # noqa: E402
+from harness import free_port  # noqa: E402
 
 LUA = r"""
 local reqs, i = {}, 0
@@ -51,12 +54,6 @@ function request()
                                      ["X-Twilio-Signature"] = r.sig}, r.body)
 end
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def write_requests(base: str, prefix: str, calls: int, threads: int) -> str:

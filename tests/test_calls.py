@@ -3,18 +3,13 @@ which must give identical transcripts (the simulator and the served app agree)."
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-import requests
 
-from harness import close_sessions
+from harness import Served, close_sessions
 from ivr.simulator.runner import InProcessRun, find_scripts, over_http, run_script
 from ivr.simulator.transcript import describe
 
@@ -62,45 +57,16 @@ def test_every_rule_is_scripted_on_both_flows():
 
 # --- the same scripts through a served app --------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    """`ivr serve` with both shipped flows, one worker, a SQLite store and a known token."""
+    """`ivr serve` with both shipped flows, one worker (its default threads), a SQLite store and a known token."""
     tmp = tmp_path_factory.mktemp("served")
-    port = _free_port()
-    ivr = Path(sys.executable).parent / "ivr"
-    command = [str(ivr), "serve", "--port", str(port), "--store", f"sqlite:///{tmp}/calls.db", "--workers", "1"]
-    for flow in FLOWS:
-        command += ["--flow", str(flow)]
-    log = open(tmp / "server.log", "wb")
-    server = subprocess.Popen(command, env={**os.environ, "TWILIO_AUTH_TOKEN": TOKEN}, stdout=log,
-                              stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
+    server = Served(f"sqlite:///{tmp}/calls.db", workers=1, threads=32, flows=FLOWS,
+                    env={"TWILIO_AUTH_TOKEN": TOKEN}, log=tmp / "server.log").start()
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if requests.get(f"{url}/healthz", timeout=1).ok:
-                    break
-            except requests.RequestException:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"ivr serve did not start:\n{(tmp / 'server.log').read_text()}")
-            time.sleep(0.02)
-        yield url
+        yield server.url
     finally:
-        os.killpg(server.pid, signal.SIGTERM)  # gunicorn's master and its worker: the group this test started
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
-        log.close()
+        server.stop()
 
 
 def test_in_process_and_served_calls_hear_the_same(served, in_process_run, local_outcomes):

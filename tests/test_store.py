@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import socket
 import sqlite3
 import threading
 import time
@@ -435,9 +434,9 @@ def test_sqlite_write_failure_gives_store_error_and_writes_nothing(tmp_path):
 def test_redis_nobody_listening_gives_store_error():
     from ivr.store.redis import RedisStore
 
-    with socket.socket() as s:   # a port that was free a moment ago: nobody listens on it
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    from harness import free_port
+
+    port = free_port()  # a port that was free a moment ago: nobody listens on it
     with pytest.raises(StoreError, match=rf"cannot reach Redis at redis://127.0.0.1:{port}/0.*redis-server"):
         RedisStore(f"redis://127.0.0.1:{port}/0")
 
