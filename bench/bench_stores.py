@@ -180,6 +180,16 @@ def bytes_after_50_turns_redis(store) -> dict:
             "memory_usage": store._r.memory_usage(key)}
 
 
+def costs(new_store, seconds: float) -> dict[str, float]:
+    """cost() of the new and the old way, each on a fresh store from `new_store()`."""
+    out = {}
+    for api in ("new", "old"):
+        store = new_store()
+        out[api] = cost(store, api, seconds)
+        store.close()
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=2.0)
@@ -202,11 +212,7 @@ def main() -> int:
 
         def sqlite_store():
             return SqliteStore(f"{tmp}/calls-{next(stores)}.db")
-        timings["sqlite"] = {}
-        for api in ("new", "old"):
-            store = sqlite_store()
-            timings["sqlite"][api] = cost(store, api, args.seconds)
-            store.close()
+        timings["sqlite"] = costs(sqlite_store, args.seconds)
         figures["sqlite_statements_per_webhook"] = exact_counts(sqlite_store, count_sqlite_statements)
         figures["bytes_kept_after_50_turns"] = {"sqlite": bytes_after_50_turns_sqlite(f"{tmp}/bytes.db")}
 
@@ -221,11 +227,7 @@ def main() -> int:
         def redis_store():
             return RedisStore(url, prefix=f"bench{next(prefixes)}:")
         try:
-            timings["redis"] = {}
-            for api in ("new", "old"):
-                store = redis_store()
-                timings["redis"][api] = cost(store, api, args.seconds)
-                store.close()
+            timings["redis"] = costs(redis_store, args.seconds)
             figures["redis_round_trips_per_webhook"] = exact_counts(redis_store, count_redis_round_trips)
             store = redis_store()
             figures["bytes_kept_after_50_turns"]["redis"] = bytes_after_50_turns_redis(store)
